@@ -1,0 +1,18 @@
+"""compactnets: resource-efficient CNNs for image classification, built, measured and compared by name."""
+
+from . import models  # noqa: F401  (registers every model)
+from .complexity import ProfileResult, profile
+from .registry import ModelCard, UnknownModelError, create_model, list_models, model_card
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ModelCard",
+    "ProfileResult",
+    "UnknownModelError",
+    "__version__",
+    "create_model",
+    "list_models",
+    "model_card",
+    "profile",
+]

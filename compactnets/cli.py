@@ -1,0 +1,170 @@
+"""The ``compactnets`` command: a thin layer that parses arguments and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+
+import torch
+
+from . import __version__
+from ._table import format_table, human
+from .complexity import ProfileResult, parse_convention, profile
+from .registry import UnknownModelError, create_model, list_models, model_card
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed without a traceback, exit code 2."""
+
+
+def _input_size(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    text = text.strip().lower()
+    parts = [int(p) for p in re.split(r"[x,]", text)] if re.fullmatch(r"\d+(?:[x,]\d+){0,2}", text) else []
+    if len(parts) == 1:
+        parts = [3, parts[0], parts[0]]
+    elif len(parts) == 2:
+        parts = [3, *parts]
+    if len(parts) != 3 or min(parts) < 1:
+        raise UsageError(f"--input-size: expected H, HxW or C,H,W (e.g. 224 or 3,224,224), got {text!r}")
+    return parts[0], parts[1], parts[2]
+
+
+def _build_on_meta(name: str, **kwargs: object) -> torch.nn.Module:
+    """Build a model without allocating weights: counting needs shapes only."""
+    with torch.device("meta"):
+        return create_model(name, **kwargs)  # type: ignore[arg-type]
+
+
+def _delta(ours: float, printed: str | None) -> str:
+    from .registry import parse_printed
+
+    if not printed:
+        return "-"
+    target, _ = parse_printed(printed)
+    return f"{(ours - target) / target * 100:+.1f}%"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    names = list_models(args.pattern)
+    if not names:
+        raise UsageError(f"no model matches {args.pattern!r} (`compactnets list` shows all)")
+    rows, records = [], []
+    for name in names:
+        card = model_card(name)
+        result = profile(_build_on_meta(name), card.input_size, convention=card.convention)
+        size = "x".join(map(str, card.input_size[1:]))
+        records.append({**card.to_dict(), "params": result.params, "macs": result.macs,
+                        "madds_paper_convention": result.madds})  # fmt: skip
+        rows.append([
+            name, size, card.num_classes, human(result.params), human(result.macs),
+            card.paper_params or "-", card.paper_madds or "-",
+            _delta(result.params, card.paper_params), _delta(result.madds, card.paper_madds),
+            card.convention if card.paper_madds else "-",
+        ])  # fmt: skip
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    headers = ["name", "input", "classes", "params", "MACs", "paper params", "paper MAdds",
+               "d params", "d MAdds", "convention"]  # fmt: skip
+    print(format_table(headers, rows))
+    print(f"\n{len(names)} model(s). MACs: conv + linear multiply-accumulates. 'd MAdds' compares the "
+          "paper's number with ours counted in the card's convention.")  # fmt: skip
+    return 0
+
+
+def _per_layer_table(result: ProfileResult) -> str:
+    rows = []
+    for layer in result.layers:
+        rows.append([
+            layer.name, layer.type, "x".join(map(str, layer.output_shape)) or "-",
+            f"{layer.params:,}", f"{layer.ops.get('macs', 0):,}", f"{layer.madds(result.convention):,}",
+        ])  # fmt: skip
+    return format_table(["layer", "type", "output", "params", "MACs", "MAdds"], rows, align="lllrrr")
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    card = model_card(args.model)
+    kwargs: dict[str, object] = {}
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
+    if args.width is not None:
+        kwargs["width"] = args.width
+    model = _build_on_meta(args.model, **kwargs)
+    size = _input_size(args.input_size) or card.input_size
+    try:
+        convention = parse_convention(args.convention, model)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    result = profile(model, size, convention="+".join(convention))
+    if args.json:
+        print(json.dumps({"name": args.model, **result.to_dict(per_layer=args.per_layer)}, indent=2))
+        return 0
+    if args.per_layer:
+        print(_per_layer_table(result))
+        print()
+    extras = ", ".join(f"{k} {human(v)}" for k, v in result.ops.items() if k != "macs")
+    print(f"{args.model} at {'x'.join(map(str, size))}")
+    print(f"  params  {result.params:>15,}")
+    print(f"  MACs    {result.macs:>15,}   (conv + linear)")
+    print(f"  MAdds   {result.madds:>15,}   (convention: {'+'.join(result.convention)})")
+    print(f"  extras  {extras}")
+    if card.paper_madds or card.paper_params:
+        reproduced = ", ".join(card.reproduces) or "nothing"
+        print(
+            f"  paper   {card.paper_params or '-'} params, {card.paper_madds or '-'} MAdds "
+            f"({card.paper}, {card.table}); reproduced: {reproduced} (convention '{card.convention}')"
+        )
+    if card.note:
+        print(f"  note    {card.note}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="compactnets",
+        description="Build, measure, train, compare and export compact CNNs by name.",
+    )
+    parser.add_argument("--version", action="version", version=f"compactnets {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("list", help="list registered models with our and the papers' counts")
+    p.add_argument("pattern", nargs="?", default="*", help="shell wildcard, e.g. 'antnet*' (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("profile", help="count parameters and multiply-adds of a model")
+    p.add_argument("model", help="a registered name (see `compactnets list`)")
+    p.add_argument("--input-size", help="H, HxW or C,H,W (default: the model card's)")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default: the card's)")
+    p.add_argument("--width", type=float, help="width multiplier")
+    p.add_argument("--per-layer", action="store_true", help="print a per-layer table")
+    p.add_argument(
+        "--convention", default="macs",
+        help="what MAdds counts: macs (default), paper (the card's), all, or macs plus any of "
+             "+bn,+act,+pool,+gating,+residual",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_profile)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, UnknownModelError) as err:
+        print(f"compactnets {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Exact parameter and multiply-add counting, per layer, in the conventions the papers use.
+
+Default ("macs"): multiply-accumulates of conv and linear layers only, grouped and depthwise convs
+counted exactly (``C_out H_out W_out (C_in / groups) k^2``; ``in x out`` for linear). Optional extras
+(ARCHITECTURES.md section 1): ``bn`` (normalised elements), ``act`` (activation outputs), ``pool``
+(pooling window elements), ``gating`` (attention rescale multiplies), ``residual`` (residual adds).
+
+Counting uses forward hooks that are removed afterwards: the model's state_dict, hooks and
+train/eval flags are left as they were. A module whose forward does work outside child modules
+(a functional conv, a residual add) reports it by defining
+``count_ops(self, inputs, output) -> dict[str, int]`` (counts for the whole batch).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+OPS: tuple[str, ...] = ("macs", "bn", "act", "pool", "gating", "residual")
+"""Every kind of operation the profiler counts; ``macs`` is always part of a convention."""
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+_ACTS = (
+    nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.GELU, nn.Tanh,
+    nn.LeakyReLU, nn.PReLU, nn.ELU, nn.Mish, nn.Hardtanh, nn.Softmax,
+)  # fmt: skip
+_ADAPTIVE_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+                   nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)  # fmt: skip
+_POOLS = (nn.modules.pooling._AvgPoolNd, nn.modules.pooling._MaxPoolNd)
+
+
+@dataclass
+class LayerProfile:
+    """Counts of one module (per image): its own parameters and the operations it performs."""
+
+    name: str
+    type: str
+    output_shape: tuple[int, ...]
+    params: int
+    ops: dict[str, int] = field(default_factory=dict)
+
+    def madds(self, convention: tuple[str, ...]) -> int:
+        return sum(self.ops.get(k, 0) for k in convention)
+
+
+@dataclass
+class ProfileResult:
+    """Totals and per-layer counts for one input image.
+
+    ``macs`` is always conv + linear MACs; ``madds`` adds the extras named in ``convention``.
+    """
+
+    params: int
+    ops: dict[str, int]
+    convention: tuple[str, ...]
+    input_size: tuple[int, int, int]
+    layers: list[LayerProfile]
+
+    @property
+    def macs(self) -> int:
+        return self.ops["macs"]
+
+    @property
+    def madds(self) -> int:
+        return sum(self.ops[k] for k in self.convention)
+
+    @property
+    def flops(self) -> int:
+        """2 x MACs, the convention of ``torch.utils.flop_counter`` and fvcore's "flops"."""
+        return 2 * self.macs
+
+    def to_dict(self, per_layer: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "params": self.params,
+            "macs": self.macs,
+            "madds": self.madds,
+            "convention": "+".join(self.convention),
+            "input_size": list(self.input_size),
+            "ops": dict(self.ops),
+        }
+        if per_layer:
+            out["layers"] = [
+                {"name": la.name, "type": la.type, "output_shape": list(la.output_shape),
+                 "params": la.params, **la.ops}
+                for la in self.layers
+            ]  # fmt: skip
+        return out
+
+
+def parse_convention(convention: str, model: nn.Module | None = None) -> tuple[str, ...]:
+    """``"macs"``, ``"macs+bn+act"``, ``"+bn,+act"``, ``"all"`` or ``"paper"`` (the model card's) -> op kinds."""
+    text = convention.strip().lower()
+    if text == "paper":
+        card = getattr(model, "card", None)
+        if card is None:
+            raise ValueError("convention 'paper' needs a model built by create_model (it reads the card)")
+        text = card.convention
+    if text == "all":
+        return OPS
+    tokens = [t for t in re.split(r"[\s,+]+", text) if t]
+    unknown = [t for t in tokens if t not in OPS]
+    if unknown:
+        raise ValueError(
+            f"unknown counting term(s) {', '.join(map(repr, unknown))} in convention {convention!r}; "
+            f"use 'macs', 'paper', 'all' or macs plus any of: {', '.join('+' + k for k in OPS[1:])}"
+        )
+    return tuple(k for k in OPS if k == "macs" or k in tokens)
+
+
+def _normalise_input_size(input_size: Any, model: nn.Module) -> tuple[int, int, int]:
+    if input_size is None:
+        card = getattr(model, "card", None)
+        if card is None:
+            raise ValueError("input_size is required for a model not built by create_model")
+        return tuple(card.input_size)  # type: ignore[return-value]
+    if isinstance(input_size, int):
+        input_size = (3, input_size, input_size)
+    size = tuple(int(s) for s in input_size)
+    if len(size) == 2:
+        size = (3, *size)
+    if len(size) != 3 or min(size) < 1:
+        raise ValueError(f"input_size must be (C, H, W), (H, W) or an int, got {input_size!r}")
+    return size  # type: ignore[return-value]
+
+
+def _module_ops(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> dict[str, int]:
+    ops: dict[str, int] = {}
+    if isinstance(module, nn.modules.conv._ConvNd) and isinstance(output, torch.Tensor):
+        # every output element costs (C_in / groups) * prod(kernel) MACs
+        ops["macs"] = output.numel() * module.weight[0].numel()
+    elif isinstance(module, nn.Linear) and isinstance(output, torch.Tensor):
+        ops["macs"] = output.numel() * module.in_features
+    elif isinstance(module, _NORMS) and isinstance(output, torch.Tensor):
+        ops["bn"] = output.numel()
+    elif isinstance(module, _ACTS) and isinstance(output, torch.Tensor):
+        ops["act"] = output.numel()
+    elif isinstance(module, _ADAPTIVE_POOLS) and inputs and isinstance(inputs[0], torch.Tensor):
+        ops["pool"] = inputs[0].numel()
+    elif isinstance(module, _POOLS) and isinstance(output, torch.Tensor):
+        kernel = module.kernel_size
+        window = kernel if isinstance(kernel, int) else int(torch.tensor(kernel).prod())
+        if isinstance(kernel, int):
+            window = kernel ** (output.dim() - 2)
+        ops["pool"] = output.numel() * window
+    count_ops = getattr(module, "count_ops", None)
+    if callable(count_ops):
+        for key, value in count_ops(inputs, output).items():
+            if key not in OPS:
+                raise ValueError(f"{type(module).__name__}.count_ops returned unknown kind {key!r}")
+            ops[key] = ops.get(key, 0) + int(value)
+    return ops
+
+
+def profile(
+    model: nn.Module,
+    input_size: tuple[int, ...] | int | None = None,
+    convention: str = "macs",
+) -> ProfileResult:
+    """Count parameters and multiply-adds of ``model`` for one image of ``input_size`` (C, H, W).
+
+    ``input_size`` defaults to the model card's. ``convention`` picks which operations ``madds``
+    adds to the conv/linear MACs (see :func:`parse_convention`); every kind is always measured and
+    reported in ``ops``. Runs one forward pass in eval mode without gradients, on the model's
+    device (``meta`` works and allocates nothing).
+    """
+    conv = parse_convention(convention, model)
+    size = _normalise_input_size(input_size, model)
+    first = next(iter(model.parameters()), None)
+    device = first.device if first is not None else torch.device("cpu")
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+
+    names = {m: n for n, m in model.named_modules()}
+    rows: dict[str, LayerProfile] = {}
+
+    def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        ops = _module_ops(module, inputs, output)
+        own_params = sum(p.numel() for p in module.parameters(recurse=False))
+        if not ops and not own_params:
+            return
+        name = names.get(module, type(module).__name__) or "(model)"
+        shape = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else ()
+        row = rows.setdefault(name, LayerProfile(name, type(module).__name__, shape, own_params))
+        for key, value in ops.items():  # a module called twice accumulates
+            row.ops[key] = row.ops.get(key, 0) + value
+
+    training = {m: m.training for m in model.modules()}
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *size, device=device, dtype=dtype))
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"cannot profile {type(model).__name__} at input size {size}: {err}") from err
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, mode in training.items():
+            module.training = mode
+
+    layers = list(rows.values())
+    totals = {k: sum(la.ops.get(k, 0) for la in layers) for k in OPS}
+    params = sum(p.numel() for p in model.parameters())
+    return ProfileResult(params, totals, conv, size, layers)

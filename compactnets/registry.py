@@ -1,0 +1,174 @@
+"""Model registry and model cards: one registered name per configuration a paper table reports.
+
+A card is data. ``compactnets list``, the tests and the reports all read the numbers from it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from torch import nn
+
+_UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}
+
+
+def parse_printed(printed: str) -> tuple[float, float]:
+    """Parse a number as a paper prints it (``"3.7M"``, ``"569M"``, ``"0.221M"``) into (value, unit of
+    its last digit): ``"3.7M"`` -> (3.7e6, 0.1e6)."""
+    match = re.fullmatch(r"\s*(\d+)(?:\.(\d+))?\s*([KMG]?)\s*", printed)
+    if not match:
+        raise ValueError(f"cannot parse printed number {printed!r}; expected e.g. '3.7M' or '569M'")
+    whole, frac, unit = match.groups()
+    scale = _UNITS[unit]
+    value = float(f"{whole}.{frac or 0}") * scale
+    last_digit = 10.0 ** -(len(frac) if frac else 0) * scale
+    return value, last_digit
+
+
+def matches_printed(value: float, printed: str, rtol: float = 0.0) -> bool:
+    """True if ``value`` prints as ``printed`` when rounded or truncated, or lies within ``rtol`` of it."""
+    target, unit = parse_printed(printed)
+    eps = 1e-9 * max(target, 1.0)
+    rounded = abs(value - target) <= unit / 2 + eps
+    truncated = target - eps <= value < target + unit
+    return rounded or truncated or abs(value - target) <= rtol * target + eps
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a paper says about one configuration, and what a faithful build of it counts.
+
+    ``ref_params``/``ref_macs`` come from reference builds (MODELS.md; params include BN, MACs are
+    conv + linear only). ``paper_*`` hold the paper's numbers as printed. ``convention`` names the
+    counting convention of :func:`compactnets.profile` that reproduces ``paper_madds`` and
+    ``reproduces`` lists which paper numbers it reproduces ("params", "madds"); ``note`` says why
+    where a paper number is not reproduced.
+    """
+
+    paper: str
+    table: str
+    input_size: tuple[int, int, int]
+    num_classes: int
+    ref_params: float | None = None
+    ref_macs: float | None = None
+    params_exact: bool = False
+    paper_params: str | None = None
+    paper_madds: str | None = None
+    paper_metrics: Mapping[str, float] = field(default_factory=dict)
+    convention: str = "macs"
+    reproduces: tuple[str, ...] = ()
+    paper_rtol: float = 0.0
+    note: str = ""
+    recipe: str | None = None
+    source: str = ""
+    name: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the card."""
+        return {
+            "name": self.name,
+            "paper": self.paper,
+            "table": self.table,
+            "input_size": list(self.input_size),
+            "num_classes": self.num_classes,
+            "ref_params": self.ref_params,
+            "ref_macs": self.ref_macs,
+            "params_exact": self.params_exact,
+            "paper_params": self.paper_params,
+            "paper_madds": self.paper_madds,
+            "paper_metrics": dict(self.paper_metrics),
+            "convention": self.convention,
+            "reproduces": list(self.reproduces),
+            "paper_rtol": self.paper_rtol,
+            "note": self.note,
+            "recipe": self.recipe,
+            "source": self.source,
+        }
+
+
+ModelBuilder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    builder: ModelBuilder
+    card: ModelCard
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+class UnknownModelError(KeyError, ValueError):
+    """Raised for a name that is not registered; the message lists close matches."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def register_model(card: ModelCard) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Decorator: register ``builder`` under its function name with ``card``."""
+
+    def decorator(builder: ModelBuilder) -> ModelBuilder:
+        name = builder.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = _Entry(builder, replace(card, name=name))
+        return builder
+
+    return decorator
+
+
+def _entry(name: str) -> _Entry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        pass
+    close = difflib.get_close_matches(name, _REGISTRY, n=5, cutoff=0.6)
+    if not close:  # prefix matches help for short or partial names ('antnet')
+        close = [n for n in sorted(_REGISTRY) if n.startswith(name)][:5]
+    hint = f"; did you mean: {', '.join(close)}?" if close else ""
+    raise UnknownModelError(f"unknown model {name!r}{hint} (`compactnets list` shows all {len(_REGISTRY)} names)")
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style wildcard (``"antnet*"``), sorted."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+
+
+def model_card(name: str) -> ModelCard:
+    """The card of a registered model."""
+    return _entry(name).card
+
+
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    pretrained: bool = False,
+    width: float | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a registered model by name (timm style).
+
+    ``num_classes`` defaults to the card's; ``width`` is an alias of the builder's ``width_mult``;
+    other keyword arguments go to the model's constructor. The card is attached as ``model.card``.
+    """
+    entry = _entry(name)
+    if pretrained:
+        raise ValueError(
+            f"no pretrained weights are published for {name!r}: compactnets trains its own "
+            "(see `compactnets train`) and loads checkpoints from a run directory"
+        )
+    if width is not None:
+        kwargs["width_mult"] = width
+    kwargs["num_classes"] = entry.card.num_classes if num_classes is None else num_classes
+    try:
+        model = entry.builder(**kwargs)
+    except TypeError as err:
+        raise TypeError(f"{name}: {err}") from None
+    model.card = entry.card
+    return model
