@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import re
 import sys
@@ -13,11 +14,12 @@ import torch
 from . import __version__
 from ._table import format_table, human
 from .complexity import ProfileResult, parse_convention, profile
-from .registry import UnknownModelError, create_model, list_models, model_card
+from .errors import UsageError
+from .registry import UnknownModelError, create_model, list_models, model_card, parse_printed
 
-
-class UsageError(Exception):
-    """Bad input from the user: printed without a traceback, exit code 2."""
+# Modules that add subcommands: each defines ``register_cli(subparsers)`` and raises ``UsageError``
+# for bad input. Keeping them out of this file keeps the CLI thin and each tool in its own module.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _input_size(text: str | None) -> tuple[int, int, int] | None:
@@ -41,8 +43,6 @@ def _build_on_meta(name: str, **kwargs: object) -> torch.nn.Module:
 
 
 def _delta(ours: float, printed: str | None) -> str:
-    from .registry import parse_printed
-
     if not printed:
         return "-"
     target, _ = parse_printed(printed)
@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_profile)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register_cli(sub)
     return parser
 
 
@@ -158,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UsageError, UnknownModelError) as err:
+    except (UsageError, UnknownModelError, FileNotFoundError) as err:
         print(f"compactnets {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
