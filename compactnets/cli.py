@@ -19,7 +19,7 @@ from .registry import UnknownModelError, create_model, list_models, model_card, 
 
 # Modules that add subcommands: each defines ``register_cli(subparsers)`` and raises ``UsageError``
 # for bad input. Keeping them out of this file keeps the CLI thin and each tool in its own module.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("compactnets.train_cli",)
 
 
 def _input_size(text: str | None) -> tuple[int, int, int] | None:

@@ -1,0 +1,322 @@
+"""Training configuration and the papers' recipes as named presets.
+
+A run's configuration is one :class:`TrainConfig`, resolved in this order: defaults < recipe < config file
+< command-line flags. ``--recipe paper`` takes the recipe named by the model card. The resolved config is
+saved with the run (config.json).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Field names are the command-line flags (``--batch-size``)."""
+
+    model: str = "mobilenetv2_cifar"
+    data: str = "digits"
+    data_dir: str = "data"
+    download: bool = False
+    out: str = ""
+    recipe: str = "fast"
+    # model
+    width: float = 0.0  # 0: the model's default width multiplier
+    input_size: int = 0  # 0: the data's native size (32 for CIFAR) or the model card's
+    init: str = "default"  # default (the model's own) or xavier
+    # optimisation
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd, rmsprop or adamw
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    decay_norm_and_bias: bool = False  # apply weight decay to BN parameters and biases too
+    schedule: str = "cosine"  # constant, step, multistep, exponential, linear, cosine or onecycle
+    milestones: list[int] = field(default_factory=list)  # epochs, for multistep
+    gamma: float = 0.1  # LR factor at each milestone / step / epoch (exponential)
+    step_epochs: float = 1.0  # for step and exponential: how often gamma applies
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    mixup_off_epochs: int = 0  # no mixup/cutmix in the last N epochs
+    ema_decay: float = 0.0  # 0 disables the exponential moving average of weights
+    grad_clip: float = 0.0  # max gradient norm; 0 disables
+    augment: str = "auto"  # auto, cifar, imagenet or none
+    # runtime
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    channels_last: bool = True
+    amp: str = "auto"  # auto (bf16 on CUDA if supported, else off), off, bf16, fp16
+    compile: bool = False
+    sync_bn: bool = False
+    num_workers: int = 0
+    seed: int = 0
+    deterministic: bool = False
+    train_subset: int = 0  # use only the first N training images of a fixed shuffle (quick runs)
+    time_limit: float = 0.0  # minutes; stop cleanly (resumable) when reached
+    log_every: int = 50  # steps between log lines when stdout is not a terminal
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A paper's training recipe: the fields it sets, and where each comes from."""
+
+    description: str
+    settings: Mapping[str, Any]
+    source: str
+
+
+def _multistep(lr: float, milestones: list[int], epochs: int, **more: Any) -> dict[str, Any]:
+    return {"lr": lr, "schedule": "multistep", "milestones": milestones, "gamma": 0.1, "epochs": epochs, **more}
+
+
+RECIPES: dict[str, Recipe] = {
+    "fast": Recipe(
+        "short modern recipe for CPU runs: SGD-Nesterov, cosine with 1 warm-up epoch, label smoothing 0.1",
+        {"lr": 0.1, "schedule": "cosine", "warmup_epochs": 1.0, "label_smoothing": 0.1, "weight_decay": 5e-4,
+         "epochs": 10, "batch_size": 128},
+        "compactnets",
+    ),
+    "antnet": Recipe(
+        "ANTNets Sec. 4: SGD momentum 0.9 Nesterov, lr 0.01 x0.1 at 200 and 300, 400 epochs, wd 4e-5 on convs",
+        _multistep(0.01, [200, 300], 400, nesterov=True, weight_decay=4e-5, decay_norm_and_bias=False),
+        "ANTNets Sec. 4 (batch size not given: 128 assumed)",
+    ),
+    "pydmobilenet": Recipe(
+        "PydMobileNet Sec. 4.2: NAG 0.9, lr 0.1 x0.1 at 150 and 225, 320 epochs, wd 1e-4, batch 128, Xavier init",
+        _multistep(0.1, [150, 225], 320, nesterov=True, weight_decay=1e-4, batch_size=128, init="xavier"),
+        "PydMobileNet Sec. 4.2; the released notebook also used mixup (see pydmobilenet_mixup)",
+    ),
+    "pydmobilenet_mixup": Recipe(
+        "pydmobilenet plus the released notebook's mixup (alpha 1, off for the last 20 epochs)",
+        _multistep(0.1, [150, 225], 320, nesterov=True, weight_decay=1e-4, batch_size=128, init="xavier",
+                   mixup_alpha=1.0, mixup_off_epochs=20),
+        "thanhhvnqb/pydmobilenet_mxnet notebook (ARCHITECTURES.md 3.4)",
+    ),
+    "seesaw_cifar": Recipe(
+        "SeesawNet Sec. 5.1 CIFAR: SGD 0.9, lr 0.1 /10 at 200, 300, 350, wd 1e-4, batch 64",
+        _multistep(0.1, [200, 300, 350], 400, nesterov=False, weight_decay=1e-4, batch_size=64),
+        "SeesawNet Sec. 5.1 (total epochs not stated: 400, as the released configs)",
+    ),
+    "seesaw_imagenet": Recipe(
+        "SeesawNet Sec. 5.1 ImageNet: SGD 0.9, lr 0.045 x0.98 per epoch, 400 epochs, wd 4e-5, batch 96",
+        {"lr": 0.045, "schedule": "exponential", "gamma": 0.98, "epochs": 400, "nesterov": False,
+         "weight_decay": 4e-5, "batch_size": 96},
+        "SeesawNet Sec. 5.1",
+    ),
+    "channelnet": Recipe(
+        "ChannelNets Sec. 4.2: SGD 0.9, 80 epochs, lr 0.1 x0.1 at 45, 60, 65, 70, 75, batch 512",
+        _multistep(0.1, [45, 60, 65, 70, 75], 80, nesterov=True, batch_size=512, weight_decay=4e-5,
+                   label_smoothing=0.1),
+        "ChannelNets Sec. 4.2; Nesterov, wd 4e-5 and label smoothing 0.1 from the official code",
+    ),
+    "mobilenetv2_imagenet": Recipe(
+        "MobileNetV2 Sec. 6.1: RMSProp (decay 0.9, momentum 0.9), lr 0.045 x0.98 per epoch, wd 4e-5, batch 96",
+        {"optimizer": "rmsprop", "lr": 0.045, "schedule": "exponential", "gamma": 0.98, "momentum": 0.9,
+         "weight_decay": 4e-5, "batch_size": 96, "epochs": 300},
+        "MobileNetV2 Sec. 6.1 (epochs not stated: 300 as torchvision's reference training)",
+    ),
+    "mobilenet_imagenet": Recipe(
+        "MobileNets Sec. 4: RMSProp, little weight decay, no label smoothing (lr not stated: MobileNetV2's used)",
+        {"optimizer": "rmsprop", "lr": 0.045, "schedule": "exponential", "gamma": 0.98, "momentum": 0.9,
+         "weight_decay": 4e-5, "batch_size": 96, "epochs": 300},
+        "MobileNets Sec. 4 states only RMSProp and small weight decay; the rest follows MobileNetV2",
+    ),
+    # ---- the survey's families (baselines of the seed papers' tables)
+    "resnet_cifar": Recipe(
+        "ResNet CIFAR (He et al. 2016, Sec. 4.2): SGD 0.9, lr 0.1 /10 at 32k and 48k iterations, 64k in all, "
+        "wd 1e-4, batch 128",
+        _multistep(0.1, [82, 123], 164, nesterov=False, weight_decay=1e-4, batch_size=128, decay_norm_and_bias=True),
+        "He et al. 2016 Sec. 4.2 (iterations converted at 391 per epoch)",
+    ),
+    "resnext_cifar": Recipe(
+        "ResNeXt CIFAR (Xie et al. 2017, Sec. 5.3): SGD 0.9, lr 0.1 /10 at 150 and 225, 300 epochs, wd 5e-4, batch 128",
+        _multistep(0.1, [150, 225], 300, nesterov=False, weight_decay=5e-4, batch_size=128, decay_norm_and_bias=True),
+        "Xie et al. 2017 Sec. 5.3",
+    ),
+    "resnet_imagenet": Recipe(
+        "ResNet/ResNeXt ImageNet: SGD 0.9, lr 0.1 /10 at 30 and 60, 90 epochs, wd 1e-4, batch 256",
+        _multistep(0.1, [30, 60], 90, nesterov=False, weight_decay=1e-4, batch_size=256, decay_norm_and_bias=True),
+        "He et al. 2016 / Xie et al. 2017 Sec. 4 (90-epoch schedule of the public fb.resnet.torch code)",
+    ),
+    "senet_imagenet": Recipe(
+        "SENet (Hu et al. 2018, Sec. 6): SGD 0.9, lr 0.6 /10 every 30 epochs, 100 epochs, batch 1024",
+        {"lr": 0.6, "schedule": "step", "step_epochs": 30, "gamma": 0.1, "epochs": 100, "nesterov": False,
+         "weight_decay": 1e-4, "batch_size": 1024},
+        "Hu et al. 2018 Sec. 6 (weight decay not stated there: 1e-4 as ResNet)",
+    ),
+    "densenet_cifar": Recipe(
+        "DenseNet CIFAR (Huang et al. 2017, Sec. 4.2): SGD Nesterov 0.9, lr 0.1 /10 at 50% and 75%, 300 epochs, "
+        "wd 1e-4, batch 64",
+        _multistep(0.1, [150, 225], 300, nesterov=True, weight_decay=1e-4, batch_size=64, decay_norm_and_bias=True),
+        "Huang et al. 2017 Sec. 4.2",
+    ),
+    "densenet_imagenet": Recipe(
+        "DenseNet ImageNet (Huang et al. 2017, Sec. 4.2): SGD Nesterov 0.9, lr 0.1 /10 at 30 and 60, 90 epochs, "
+        "wd 1e-4, batch 256",
+        _multistep(0.1, [30, 60], 90, nesterov=True, weight_decay=1e-4, batch_size=256, decay_norm_and_bias=True),
+        "Huang et al. 2017 Sec. 4.2",
+    ),
+    "condensenet_cifar": Recipe(
+        "CondenseNet CIFAR (Huang et al. 2018, Sec. 5): SGD Nesterov 0.9, cosine from 0.1, 300 epochs, wd 1e-4, "
+        "batch 64",
+        {"lr": 0.1, "schedule": "cosine", "epochs": 300, "nesterov": True, "weight_decay": 1e-4, "batch_size": 64},
+        "Huang et al. 2018 Sec. 5",
+    ),
+    "condensenet_imagenet": Recipe(
+        "CondenseNet ImageNet (Huang et al. 2018, Sec. 5): SGD Nesterov 0.9, cosine from 0.2, 120 epochs, wd 1e-4, "
+        "batch 256",
+        {"lr": 0.2, "schedule": "cosine", "epochs": 120, "nesterov": True, "weight_decay": 1e-4, "batch_size": 256},
+        "Huang et al. 2018 Sec. 5",
+    ),
+    "shufflenet_imagenet": Recipe(
+        "ShuffleNet (Zhang et al. 2018, Sec. 4): SGD, wd 4e-5, linear decay from 0.5 to 0, batch 1024, 3e5 "
+        "iterations (about 240 epochs)",
+        {"lr": 0.5, "schedule": "linear", "epochs": 240, "nesterov": False, "weight_decay": 4e-5, "batch_size": 1024},
+        "Zhang et al. 2018 Sec. 4; ShuffleNet V2 (Ma et al. 2018) trains the same way",
+    ),
+    "mobilenetv3_imagenet": Recipe(
+        "MobileNetV3 (Howard et al. 2019, Sec. 6.1): RMSProp momentum 0.9, lr 0.1 x0.99 every 3 epochs, wd 1e-5, "
+        "batch 4096, EMA 0.9999",
+        {"optimizer": "rmsprop", "lr": 0.1, "schedule": "exponential", "gamma": 0.99, "step_epochs": 3,
+         "momentum": 0.9, "weight_decay": 1e-5, "batch_size": 4096, "ema_decay": 0.9999, "epochs": 300},
+        "Howard et al. 2019 Sec. 6.1 (epochs not stated: 300 assumed)",
+    ),
+    "efficientnet_imagenet": Recipe(
+        "EfficientNet (Tan & Le 2019, Sec. 5.2): RMSProp decay 0.9 momentum 0.9, wd 1e-5, lr 0.256 x0.97 every "
+        "2.4 epochs, EMA 0.9999",
+        {"optimizer": "rmsprop", "lr": 0.256, "schedule": "exponential", "gamma": 0.97, "step_epochs": 2.4,
+         "momentum": 0.9, "weight_decay": 1e-5, "batch_size": 4096, "ema_decay": 0.9999, "epochs": 350},
+        "Tan & Le 2019 Sec. 5.2; batch 4096 and 350 epochs from the public TPU code, not the paper (approximate)",
+    ),
+    "squeezenet_imagenet": Recipe(
+        "SqueezeNet (Iandola et al. 2016): SGD 0.9, lr 0.04 decayed linearly to 0, wd 2e-4, batch 512, 170k "
+        "iterations (about 68 epochs)",
+        {"lr": 0.04, "schedule": "linear", "epochs": 68, "nesterov": False, "weight_decay": 2e-4, "batch_size": 512},
+        "the released SqueezeNet v1.0 Caffe solver (the paper states no recipe)",
+    ),
+    "squeezenext_imagenet": Recipe(
+        "SqueezeNext (Gholami et al. 2018, Sec. 4): SGD, batch 1024, 120 epochs, lr warm-up then linear decay "
+        "(approximate)",
+        {"lr": 0.4, "schedule": "linear", "warmup_epochs": 5, "epochs": 120, "weight_decay": 1e-4, "batch_size": 1024},
+        "Gholami et al. 2018 Sec. 4 gives batch and epochs; the LR values here are approximate",
+    ),
+    "xception_imagenet": Recipe(
+        "Xception (Chollet 2017, Sec. 4.3): SGD momentum 0.9, lr 0.045 x0.94 every 2 epochs, wd 1e-5",
+        {"lr": 0.045, "schedule": "exponential", "gamma": 0.94, "step_epochs": 2, "nesterov": False,
+         "weight_decay": 1e-5, "batch_size": 256, "epochs": 100},
+        "Chollet 2017 Sec. 4.3 (epochs and batch not stated: approximate)",
+    ),
+    "nasnet_imagenet": Recipe(
+        "NASNet-A mobile (Zoph et al. 2018, App. A): RMSProp, label smoothing 0.1, lr decay 0.97 every 2 epochs "
+        "(approximate; auxiliary head and ScheduledDropPath not implemented)",
+        {"optimizer": "rmsprop", "lr": 0.04, "schedule": "exponential", "gamma": 0.97, "step_epochs": 2,
+         "label_smoothing": 0.1, "weight_decay": 4e-5, "batch_size": 1024, "epochs": 250},
+        "Zoph et al. 2018 Appendix A (values approximate)",
+    ),
+    "randwire_imagenet": Recipe(
+        "RandWire small regime (Xie et al. 2019, Sec. 4): SGD 0.9, half-period cosine from 0.1, 250 epochs, "
+        "wd 5e-5, label smoothing 0.1, batch 256",
+        {"lr": 0.1, "schedule": "cosine", "epochs": 250, "nesterov": False, "weight_decay": 5e-5,
+         "label_smoothing": 0.1, "batch_size": 256},
+        "Xie et al. 2019 Sec. 4",
+    ),
+    "shiftnet_cifar": Recipe(
+        "ShiftResNet CIFAR (Wu et al. 2018): the ResNet CIFAR schedule (approximate)",
+        _multistep(0.1, [82, 123], 164, nesterov=False, weight_decay=1e-4, batch_size=128),
+        "Wu et al. 2018 follow the ResNet CIFAR setting; values approximate",
+    ),
+    "shiftnet_imagenet": Recipe(
+        "ShiftNet ImageNet (Wu et al. 2018): SGD, ResNet-style step schedule (approximate)",
+        _multistep(0.1, [30, 60], 90, nesterov=False, weight_decay=4e-5, batch_size=256),
+        "Wu et al. 2018; values approximate",
+    ),
+}  # fmt: skip
+
+
+def recipe_names() -> list[str]:
+    return sorted(RECIPES)
+
+
+def get_recipe(name: str, model: str | None = None) -> Recipe:
+    """A recipe by name; ``paper`` means the one named by ``model``'s card."""
+    if name == "paper":
+        from .registry import model_card
+
+        card_recipe = model_card(model).recipe if model else None
+        if not card_recipe:
+            raise UsageError(f"model {model!r} names no paper recipe; choose one of: {', '.join(recipe_names())}")
+        name = card_recipe
+    if name not in RECIPES:
+        raise UsageError(f"unknown recipe {name!r}; choose paper or one of: {', '.join(recipe_names())}")
+    return RECIPES[name]
+
+
+def _coerce(name: str, value: Any) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    if name not in fields:
+        known = ", ".join(sorted(fields))
+        raise UsageError(f"unknown config field {name!r}; fields are: {known}")
+    default = getattr(TrainConfig(), name)
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("1", "true", "yes")
+            return bool(value)
+        if isinstance(default, list):
+            items = value.split(",") if isinstance(value, str) else value
+            return [int(v) for v in items if str(v).strip()]
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"config field {name!r}: cannot use {value!r} (expected {type(default).__name__})") from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read overrides from a JSON or TOML file (flat ``field = value`` pairs)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} not found") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"config file {path} is not valid {path.suffix[1:] or 'JSON'}: {err}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {path} must hold a table of field = value pairs")
+    return data
+
+
+def resolve_config(
+    model: str,
+    recipe: str = "fast",
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """Defaults < recipe < config file < explicit overrides, every value checked against its field's type."""
+    values: dict[str, Any] = {"model": model, "recipe": recipe}
+    from_file = load_config_file(config_file) if config_file else {}
+    recipe = str((overrides or {}).get("recipe") or from_file.get("recipe") or recipe)
+    if recipe == "paper":  # record which recipe that was
+        from .registry import model_card
+
+        recipe = model_card(model).recipe or "paper"
+    values["recipe"] = recipe
+    values.update(get_recipe(recipe, model).settings)
+    values.update(from_file)
+    values.update({k: v for k, v in (overrides or {}).items() if k != "recipe"})
+    return TrainConfig(**{k: _coerce(k, v) for k, v in values.items()})
