@@ -2,7 +2,9 @@
 
 from . import models  # noqa: F401  (registers every model)
 from .complexity import ProfileResult, profile
+from .deploy import deploy  # the function; the module stays importable as compactnets.deploy
 from .registry import ModelCard, UnknownModelError, create_model, list_models, model_card
+from .scaling import scale_model
 
 __version__ = "0.1.0"
 
@@ -12,7 +14,9 @@ __all__ = [
     "UnknownModelError",
     "__version__",
     "create_model",
+    "deploy",
     "list_models",
     "model_card",
     "profile",
+    "scale_model",
 ]

@@ -150,11 +150,13 @@ def create_model(
     num_classes: int | None = None,
     pretrained: bool = False,
     width: float | None = None,
+    depth: float | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a registered model by name (timm style).
 
-    ``num_classes`` defaults to the card's; ``width`` is an alias of the builder's ``width_mult``;
+    ``num_classes`` defaults to the card's; ``width`` and ``depth`` are aliases of the builder's
+    ``width_mult`` and ``depth_mult`` (what ``compactnets scale`` picks);
     other keyword arguments go to the model's constructor. The card is attached as ``model.card``.
     """
     entry = _entry(name)
@@ -165,6 +167,8 @@ def create_model(
         )
     if width is not None:
         kwargs["width_mult"] = width
+    if depth is not None:
+        kwargs["depth_mult"] = depth
     kwargs["num_classes"] = entry.card.num_classes if num_classes is None else num_classes
     try:
         model = entry.builder(**kwargs)

@@ -7,6 +7,7 @@ ANTBlock (Table 1): 1x1 expansion -> 3x3 depthwise -> channel attention on the d
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -90,6 +91,41 @@ class EnsembleANTBlock(nn.Module):
         """Weighting multiplies and the adds of the branch sum and shortcut (profiler protocol)."""
         n = len(self.branches)
         return {"gating": n * output.numel(), "residual": (n - 1 + self.use_residual) * output.numel()}
+
+    def fuse_for_inference(self) -> nn.Module:
+        """Inference form (deploy protocol): once trained, the w_j of Eq. 8 are constants, so each branch's
+        last linear op (its projection BN, or the conv once BN is folded) absorbs w_j and the branches
+        are summed without multiplies. Returns ``self`` if a branch does not end in its projection."""
+        branches = copy.deepcopy(self.branches)
+        with torch.no_grad():
+            for weight, branch in zip(self.branch_weights(), branches, strict=True):
+                last_name, project = list(branch.branch.named_children())[-1]
+                if last_name != "project":  # attention after the projection does not commute with w_j
+                    return self
+                bn = getattr(project, "bn", None)
+                scaled = bn if isinstance(bn, nn.BatchNorm2d) else project.conv
+                scaled.weight.mul_(weight)
+                if scaled.bias is not None:
+                    scaled.bias.mul_(weight)
+        return FusedEnsembleANTBlock(branches, self.use_residual)
+
+
+class FusedEnsembleANTBlock(nn.Module):
+    """e-ANTBlock for inference: ``x + sum_j F'_j(x)``, F'_j a branch with w_j folded into its projection."""
+
+    def __init__(self, branches: nn.ModuleList, use_residual: bool) -> None:
+        super().__init__()
+        self.branches, self.use_residual = branches, use_residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.branches[0](x)
+        for branch in self.branches[1:]:
+            out = out + branch(x)
+        return x + out if self.use_residual else out
+
+    def count_ops(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> dict[str, int]:
+        """The adds of the branch sum and shortcut (profiler protocol)."""
+        return {"residual": (len(self.branches) - 1 + self.use_residual) * output.numel()}
 
 
 def antnet(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..layers import ClassifierHead
+from ..layers import ClassifierHead, PyramidDepthwise
 
 
 class CompactNet(nn.Module):
@@ -58,4 +58,24 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+def xavier_init(model: nn.Module) -> None:
+    """Xavier (Glorot) uniform weights for every conv, linear and pyramid kernel, zero biases, unit BN.
+
+    MXNet's default ``mx.init.Xavier()`` (uniform, average of fan-in and fan-out, magnitude 3), which
+    the PydMobileNet code uses: bound ``sqrt(6 / (fan_in + fan_out))``, torch's ``xavier_uniform_``.
+    Frozen parameters (a fixed-affine BN) keep gamma = 1, beta = 0 all the same.
+    """
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, PyramidDepthwise):
+            for weight in m.weights:  # each kernel as the depthwise conv it stands for
+                nn.init.xavier_uniform_(weight)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:
+            nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)

@@ -6,6 +6,7 @@ ANTNet, IGCV3 and SeesawNet keep MobileNetV2's skeleton (stem, rows of inverted 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -53,7 +54,10 @@ class InvertedResidualNet(CompactNet):
     """Stem conv -> rows of blocks -> 1x1 head conv -> global pool -> dropout -> FC (MobileNetV2 Table 2).
 
     Channels scale by ``width_mult`` rounded to multiples of 8; the head conv only grows (for
-    ``width_mult > 1``), as in the MobileNetV2 reference code.
+    ``width_mult > 1``), as in the MobileNetV2 reference code, unless ``head_width_mult`` says otherwise.
+    EfficientNet (Tan & Le 2019, Sec. 3.3) scales each row's repeats to ``ceil(n * depth_mult)`` and drops
+    residual branches with a rate rising linearly to ``drop_path_rate`` over the blocks; MobileNetV3 adds
+    a hidden layer of ``head_hidden_chs`` to the classifier.
     """
 
     def __init__(
@@ -67,21 +71,31 @@ class InvertedResidualNet(CompactNet):
         head_chs: int = 1280,
         drop_rate: float = 0.2,
         act: str = "relu6",
+        depth_mult: float = 1.0,
+        head_width_mult: float | None = None,
+        head_hidden_chs: int = 0,
+        drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
         self.in_chans = in_chans
+        self.width_mult, self.depth_mult = width_mult, depth_mult
         chs = make_divisible(stem_chs * width_mult)
         layers: list[nn.Module] = [ConvNormAct(in_chans, chs, 3, stem_stride, act=act)]
-        for stage in stages:
+        repeats = [math.ceil(stage.repeats * depth_mult) for stage in stages]
+        index, total = 0, sum(repeats)
+        for stage, n in zip(stages, repeats, strict=True):
             out_chs = make_divisible(stage.out_chs * width_mult)
-            for i in range(stage.repeats):
+            for i in range(n):
                 stride = stage.stride if i == 0 else 1
-                layers.append(stage.block(chs, out_chs, stride, stage.expansion, **stage.block_kwargs))
-                chs = out_chs
-        head_chs = make_divisible(head_chs * max(1.0, width_mult))
+                kwargs = dict(stage.block_kwargs)
+                if drop_path_rate > 0:
+                    kwargs["drop_path_rate"] = drop_path_rate * index / total
+                layers.append(stage.block(chs, out_chs, stride, stage.expansion, **kwargs))
+                chs, index = out_chs, index + 1
+        head_chs = make_divisible(head_chs * (max(1.0, width_mult) if head_width_mult is None else head_width_mult))
         layers.append(ConvNormAct(chs, head_chs, 1, act=act))
         self.features = nn.Sequential(*layers)
-        self.head = ClassifierHead(head_chs, num_classes, drop_rate)
+        self.head = ClassifierHead(head_chs, num_classes, drop_rate, hidden_chs=head_hidden_chs, hidden_act=act)
         init_weights(self)
 
 
