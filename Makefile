@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# glibc page-faults every fresh large tensor; jemalloc (Debian's libjemalloc2) makes CPU training ~1.4x faster
+JEMALLOC := $(shell p=$$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -n1); [ -n "$$p" ] && echo LD_PRELOAD=$$p)
 
 .PHONY: setup quickstart test test-all lint format bench clean
 
@@ -14,10 +16,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Trains a small model on the offline digits data (about a minute on 2 cores), evaluates, profiles, lists.
 quickstart: setup
-	$(BIN)/compactnets list 'antnet*'
+	rm -rf runs/quickstart
+	$(JEMALLOC) $(BIN)/compactnets train antnet_g2_cifar --data digits --epochs 4 --out runs/quickstart
+	$(BIN)/compactnets eval runs/quickstart --data digits
 	$(BIN)/compactnets profile antnet_g2_cifar --convention paper
-	$(BIN)/compactnets profile mobilenetv2_100 --per-layer --convention +bn,+act | tail -n 12
+	$(BIN)/compactnets list 'antnet*'
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -35,6 +40,7 @@ format: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_vs_torchvision.py
+	$(BIN)/python benchmarks/bench_pyramid_depthwise.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

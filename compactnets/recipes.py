@@ -60,6 +60,7 @@ class TrainConfig:
     compile: bool = False
     sync_bn: bool = False
     num_workers: int = 0
+    pipeline: str = "auto"  # memory (uint8 tensor on the device, batched augmentation), loader, or auto
     seed: int = 0
     deterministic: bool = False
     train_subset: int = 0  # use only the first N training images of a fixed shuffle (quick runs)

@@ -34,8 +34,10 @@ from torchvision.transforms import v2
 
 from . import __version__
 from .checkpoint import load_checkpoint, save_atomic
-from .data import DataBundle, build_data
+from .data import SMALL_IMAGE_MAX, DataBundle, build_data
 from .errors import UsageError
+from .fastdata import DeviceBatches, images_as_uint8
+from .models.base import xavier_init
 from .recipes import TrainConfig
 from .registry import create_model
 
@@ -133,15 +135,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def xavier_init(model: nn.Module) -> None:
-    """Xavier-uniform conv and linear weights, zero biases (PydMobileNet's MXNet initializer)."""
-    for m in model.modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
 def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
     """Weight decay on conv/linear weights; BN parameters, biases and other 1-D parameters are exempt
     unless ``decay_norm_and_bias`` (tensors with one dimension or fewer are those)."""
@@ -213,14 +206,15 @@ class ResumableDistributedSampler(DistributedSampler):
 
 
 def _rng_state() -> dict[str, Any]:
+    """Every RNG state as plain Python lists (safe for weights_only loading and all_gather_object)."""
     np_state = np.random.get_state()
-    state = {
+    state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
-        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        "torch": torch.get_rng_state().tolist(),
     }
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
     return state
 
 
@@ -228,10 +222,10 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy(), *rest))
-    torch.set_rng_state(state["torch"])
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
 
 
 def environment(device: torch.device, info: DistInfo) -> dict[str, Any]:
@@ -352,7 +346,7 @@ class EvalResult:
 
 def evaluate(
     model: nn.Module,
-    dataset: Dataset,
+    dataset: Dataset | DeviceBatches,
     batch_size: int = 256,
     device: torch.device | None = None,
     channels_last: bool = True,
@@ -363,20 +357,24 @@ def evaluate(
     """Top-1/top-5 (percent), mean cross-entropy and throughput; shards the data across ranks under DDP."""
     info = info or DistInfo()
     device = device or next(model.parameters()).device
-    shard = Subset(dataset, range(info.rank, len(dataset), info.world_size)) if info.enabled else dataset
-    loader = DataLoader(
-        shard,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(0),
-    )  # leaves the global RNG alone
+    batches: Any
+    if isinstance(dataset, DeviceBatches):  # already sharded, normalised and on the device
+        batches = dataset
+    else:
+        shard = Subset(dataset, range(info.rank, len(dataset), info.world_size)) if info.enabled else dataset
+        batches = DataLoader(
+            shard,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=device.type == "cuda",
+            generator=torch.Generator().manual_seed(0),  # leaves the global RNG alone
+        )
     was_training = model.training
     model.eval()
     loss_sum = correct1 = correct5 = count = 0.0
     start = time.perf_counter()
     with torch.no_grad():
-        for x, y in loader:
+        for x, y in batches:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -403,6 +401,7 @@ class RunResult:
     best_top1: float
     last: dict[str, float] = field(default_factory=dict)
     stopped_early: bool = False
+    model: nn.Module | None = None
 
 
 def _default_out(cfg: TrainConfig) -> Path:
@@ -480,6 +479,7 @@ def train(
         raise UsageError(
             f"--batch-size {cfg.batch_size} (global) must be a multiple of the {info.world_size} processes"
         )
+    memory = _memory_pipeline(cfg, data, train_set, per_rank_batch, device, info)
     sampler = ResumableDistributedSampler(train_set, info, cfg.seed)
     # the loader draws worker seeds from its own generator, re-seeded every epoch: the global RNG (augmentation,
     # dropout, mixup) then only advances with the samples themselves, which keeps resume exact
@@ -493,7 +493,7 @@ def train(
         drop_last=True,
         generator=loader_rng,
     )
-    steps_per_epoch = len(sampler) // per_rank_batch
+    steps_per_epoch = len(memory[0]) if memory else len(sampler) // per_rank_batch
     if steps_per_epoch == 0:
         raise UsageError(f"the training set ({len(train_set)} images) is smaller than one batch ({cfg.batch_size})")
     optimizer = build_optimizer(cfg, raw_model)
@@ -585,10 +585,13 @@ def train(
     epoch = start_epoch
     with _StopRequest() as stop:
         for epoch in range(start_epoch, cfg.epochs):
-            sampler.set_epoch(epoch)
-            loader_rng.manual_seed(cfg.seed * 100_003 + epoch * 1_009 + info.rank)
             first_step = start_step if epoch == start_epoch else 0
+            if memory:
+                memory[0].set_epoch(epoch, first_step)
+            sampler.set_epoch(epoch)
             sampler.start_index = first_step * per_rank_batch
+            loader_rng.manual_seed(cfg.seed * 100_003 + epoch * 1_009 + info.rank)
+            batches = memory[0] if memory else loader
             mixing = mixer is not None and epoch < cfg.epochs - cfg.mixup_off_epochs
             model.train()
             loss_sum = correct = seen = 0.0
@@ -597,7 +600,7 @@ def train(
                 steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.log_every, info.is_main, first_step
             )
             step = first_step
-            for step, (x, y) in enumerate(loader, start=first_step):
+            for step, (x, y) in enumerate(batches, start=first_step):
                 if step >= steps_per_epoch:
                     break
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -647,14 +650,14 @@ def train(
                             f"{cfg.model} --resume {out}",
                             flush=True,
                         )
-                    return RunResult(out, epoch, best_top1, last_metrics, stopped_early=True)
+                    return RunResult(out, epoch, best_top1, last_metrics, stopped_early=True, model=raw_model)
             progress.close()
             train_seconds = time.perf_counter() - epoch_start
             if ema is not None and cfg.channels_last:
                 ema.module.to(memory_format=torch.channels_last)
             result = evaluate(
                 eval_model,
-                data.val,
+                memory[1] if memory else data.val,
                 max(per_rank_batch, 64),
                 device,
                 cfg.channels_last,
@@ -703,7 +706,39 @@ def train(
                 )
     if writer is not None:
         writer.close()
-    return RunResult(out, cfg.epochs, best_top1, last_metrics, stopped)
+    return RunResult(out, cfg.epochs, best_top1, last_metrics, stopped, model=raw_model)
+
+
+def _memory_pipeline(
+    cfg: TrainConfig, data: DataBundle, train_set: Dataset, batch: int, device: torch.device, info: DistInfo
+) -> tuple[DeviceBatches, DeviceBatches] | None:
+    """Train and eval batches from uint8 tensors on the device, when the data allows and cfg asks for it."""
+    if cfg.pipeline not in ("auto", "memory", "loader"):
+        raise UsageError(f"unknown --pipeline {cfg.pipeline!r}; use auto, memory or loader")
+    small = data.input_size[1] <= SMALL_IMAGE_MAX and cfg.augment in ("auto", "cifar", "none")
+    if cfg.pipeline == "loader" or (cfg.pipeline == "auto" and not small):
+        return None
+    train_images, val_images = images_as_uint8(train_set), images_as_uint8(data.val)
+    same_size = train_images is not None and tuple(train_images[0].shape[2:]) == tuple(data.input_size[1:])
+    if train_images is None or val_images is None or not same_size:
+        if cfg.pipeline == "memory":
+            raise UsageError(
+                "--pipeline memory needs images of one size equal to the input size; use --pipeline loader"
+            )
+        return None
+    common = {
+        "mean": data.mean,
+        "std": data.std,
+        "device": device,
+        "rank": info.rank,
+        "world_size": info.world_size,
+        "channels_last": cfg.channels_last,
+    }
+    train_batches = DeviceBatches(
+        *train_images, batch, train=True, augment=cfg.augment != "none", seed=cfg.seed, **common
+    )
+    val_batches = DeviceBatches(*val_images, max(batch, 64), train=False, **common)
+    return train_batches, val_batches
 
 
 def _any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:

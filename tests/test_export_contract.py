@@ -10,7 +10,7 @@ import torch
 
 import compactnets as cn
 
-REPRESENTATIVE = ["mobilenetv2_cifar", "antnet_g2_cifar", "antnet_e_cifar"]
+REPRESENTATIVE = ["mobilenetv2_cifar", "antnet_g2_cifar", "antnet_e_cifar", "pydmobilenet_concat_29_025_cifar"]
 
 
 def _model_and_input(name: str) -> tuple[torch.nn.Module, torch.Tensor]:
@@ -39,7 +39,7 @@ def test_torch_export(name: str) -> None:
     importlib.util.find_spec("onnxscript") is None or importlib.util.find_spec("onnxruntime") is None,
     reason="ONNX export needs the 'onnx' extra (pip install 'compactnets[onnx]')",
 )
-@pytest.mark.parametrize("name", ["antnet_g2_cifar", "antnet_e_cifar"])
+@pytest.mark.parametrize("name", ["antnet_g2_cifar", "antnet_e_cifar", "pydmobilenet_add_29_025_cifar"])
 def test_onnx_export_runs_in_onnxruntime(name: str, tmp_path: Path) -> None:
     import onnxruntime as ort
 

@@ -174,12 +174,14 @@ def test_training_writes_a_complete_run(tmp_path: Path) -> None:
         train(tiny_config(tmp_path / "run", epochs=1))  # never overwrites a run
 
 
-def test_kill_and_resume_gives_identical_weights(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pipeline", ["memory", "loader"])
+def test_kill_and_resume_gives_identical_weights(tmp_path: Path, pipeline: str) -> None:
     """Two epochs straight through == stopped mid-epoch-1 (as a kill would) and resumed."""
-    train(tiny_config(tmp_path / "a", mixup_alpha=0.2, ema_decay=0.9))
-    stopped = train(tiny_config(tmp_path / "b", mixup_alpha=0.2, ema_decay=0.9), on_step=lambda e, s: (e, s) == (0, 1))
+    extra = {"mixup_alpha": 0.2, "ema_decay": 0.9, "pipeline": pipeline}
+    train(tiny_config(tmp_path / "a", **extra))
+    stopped = train(tiny_config(tmp_path / "b", **extra), on_step=lambda e, s: (e, s) == (0, 1))
     assert stopped.stopped_early and not (tmp_path / "b" / "metrics.csv").exists()
-    resumed = train(tiny_config(tmp_path / "b", mixup_alpha=0.2, ema_decay=0.9), resume=True)
+    resumed = train(tiny_config(tmp_path / "b", **extra), resume=True)
     assert not resumed.stopped_early
     a, b = ckpt.load_checkpoint(tmp_path / "a", "last"), ckpt.load_checkpoint(tmp_path / "b", "last")
     for key in ("state_dict", "ema_state_dict"):
