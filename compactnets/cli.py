@@ -19,7 +19,13 @@ from .registry import UnknownModelError, create_model, list_models, model_card, 
 
 # Modules that add subcommands: each defines ``register_cli(subparsers)`` and raises ``UsageError``
 # for bad input. Keeping them out of this file keeps the CLI thin and each tool in its own module.
-COMMAND_MODULES: tuple[str, ...] = ("compactnets.train_cli",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "compactnets.train_cli",
+    "compactnets.scale_cli",
+    "compactnets.benchmark",
+    "compactnets.export",
+    "compactnets.report",
+)
 
 
 def _input_size(text: str | None) -> tuple[int, int, int] | None:
@@ -83,8 +89,10 @@ def _per_layer_table(result: ProfileResult) -> str:
         rows.append([
             layer.name, layer.type, "x".join(map(str, layer.output_shape)) or "-",
             f"{layer.params:,}", f"{layer.ops.get('macs', 0):,}", f"{layer.madds(result.convention):,}",
+            f"{layer.memory:,}",
         ])  # fmt: skip
-    return format_table(["layer", "type", "output", "params", "MACs", "MAdds"], rows, align="lllrrr")
+    headers = ["layer", "type", "output", "params", "MACs", "MAdds", "memory (B)"]
+    return format_table(headers, rows, align="lllrrrr")
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -112,6 +120,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     print(f"  params  {result.params:>15,}")
     print(f"  MACs    {result.macs:>15,}   (conv + linear)")
     print(f"  MAdds   {result.madds:>15,}   (convention: {'+'.join(result.convention)})")
+    print(f"  memory  {result.memory:>15,}   bytes at fp32 ({human(result.memory)}B): activations read + written "
+          "+ weights, ShuffleNet V2 guideline 1")  # fmt: skip
     print(f"  extras  {extras}")
     if card.paper_madds or card.paper_params:
         reproduced = ", ".join(card.reproduces) or "nothing"

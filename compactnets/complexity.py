@@ -9,6 +9,14 @@ Counting uses forward hooks that are removed afterwards: the model's state_dict,
 train/eval flags are left as they were. A module whose forward does work outside child modules
 (a functional conv, a residual add) reports it by defining
 ``count_ops(self, inputs, output) -> dict[str, int]`` (counts for the whole batch).
+
+Memory traffic (ShuffleNet V2, Ma et al. 2018, guideline 1: "memory access cost") is counted beside the
+operations, in bytes at fp32 for one image: a leaf module that computes something reads its inputs and its
+weights (parameters and float buffers such as BN statistics) and writes its output; a container reads and
+writes what its ``count_ops`` declares (a residual add reads two tensors and writes one, a gating multiply
+reads one and writes one). A module that moves memory in other ways declares it as
+``{"memory": element_reads_plus_writes}`` in ``count_ops``. Views (flatten, identity, dropout in eval) move
+nothing. This is the traffic of each op run on its own, the model ShuffleNet V2 uses; fused kernels move less.
 """
 
 from __future__ import annotations
@@ -32,6 +40,13 @@ _ADAPTIVE_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPoo
                    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)  # fmt: skip
 _POOLS = (nn.modules.pooling._AvgPoolNd, nn.modules.pooling._MaxPoolNd)
 
+BYTES_PER_ELEMENT = 4
+"""Memory traffic is reported for fp32 tensors and weights."""
+MEMORY = "memory"
+"""``count_ops`` key for a module's own memory traffic in elements (reads + writes), beside :data:`OPS`."""
+_ACCESSES_PER_OP = {"gating": 2, "residual": 3}
+"""Elements a container's element-wise op reads and writes: x * s reads x, writes out; a + b reads two."""
+
 
 @dataclass
 class LayerProfile:
@@ -42,6 +57,8 @@ class LayerProfile:
     output_shape: tuple[int, ...]
     params: int
     ops: dict[str, int] = field(default_factory=dict)
+    memory: int = 0
+    """Memory traffic in bytes at fp32: activations read + written + weights (ShuffleNet V2 guideline 1)."""
 
     def madds(self, convention: tuple[str, ...]) -> int:
         return sum(self.ops.get(k, 0) for k in convention)
@@ -69,6 +86,11 @@ class ProfileResult:
         return sum(self.ops[k] for k in self.convention)
 
     @property
+    def memory(self) -> int:
+        """Total memory traffic in bytes at fp32 (activations read + written + weights, summed over layers)."""
+        return sum(la.memory for la in self.layers)
+
+    @property
     def flops(self) -> int:
         """2 x MACs, the convention of ``torch.utils.flop_counter`` and fvcore's "flops"."""
         return 2 * self.macs
@@ -81,11 +103,12 @@ class ProfileResult:
             "convention": "+".join(self.convention),
             "input_size": list(self.input_size),
             "ops": dict(self.ops),
+            "memory_bytes": self.memory,
         }
         if per_layer:
             out["layers"] = [
                 {"name": la.name, "type": la.type, "output_shape": list(la.output_shape),
-                 "params": la.params, **la.ops}
+                 "params": la.params, **la.ops, "memory_bytes": la.memory}
                 for la in self.layers
             ]  # fmt: skip
         return out
@@ -149,10 +172,38 @@ def _module_ops(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> dict
     count_ops = getattr(module, "count_ops", None)
     if callable(count_ops):
         for key, value in count_ops(inputs, output).items():
-            if key not in OPS:
+            if key not in (*OPS, MEMORY):
                 raise ValueError(f"{type(module).__name__}.count_ops returned unknown kind {key!r}")
             ops[key] = ops.get(key, 0) + int(value)
     return ops
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+def _storage_root(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor._base if tensor._base is not None else tensor
+
+
+def _memory_elements(module: nn.Module, inputs: tuple[Any, ...], output: Any, ops: dict[str, int]) -> int:
+    """Elements read and written by ``module`` itself (see the module docstring); ``ops`` includes its
+    ``count_ops`` result, whose ``memory`` entry, if any, replaces the estimate."""
+    if MEMORY in ops:
+        return ops[MEMORY]
+    tensors = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
+    weights = sum(t.numel() for t in tensors if t.is_floating_point())  # BN reads its running stats too
+    if next(module.children(), None) is not None:  # a container: only the work it declares
+        return weights + sum(n * ops.get(kind, 0) for kind, n in _ACCESSES_PER_OP.items())
+    ins, outs = _tensors(inputs), _tensors(output)
+    roots = {id(_storage_root(t)) for t in ins}
+    if not ops and not weights and all(id(_storage_root(t)) in roots for t in outs):
+        return 0  # a view or a pass-through (flatten, identity, dropout in eval)
+    return sum(t.numel() for t in ins) + sum(t.numel() for t in outs) + weights
 
 
 def profile(
@@ -164,8 +215,9 @@ def profile(
 
     ``input_size`` defaults to the model card's. ``convention`` picks which operations ``madds``
     adds to the conv/linear MACs (see :func:`parse_convention`); every kind is always measured and
-    reported in ``ops``. Runs one forward pass in eval mode without gradients, on the model's
-    device (``meta`` works and allocates nothing).
+    reported in ``ops``, and the memory traffic of every layer in ``memory`` (bytes at fp32). Runs one
+    forward pass in eval mode without gradients, on the model's device (``meta`` works and allocates
+    nothing).
     """
     conv = parse_convention(convention, model)
     size = _normalise_input_size(input_size, model)
@@ -178,14 +230,17 @@ def profile(
 
     def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
         ops = _module_ops(module, inputs, output)
+        memory = _memory_elements(module, inputs, output, ops) * BYTES_PER_ELEMENT
+        ops.pop(MEMORY, None)
         own_params = sum(p.numel() for p in module.parameters(recurse=False))
-        if not ops and not own_params:
+        if not ops and not own_params and not memory:
             return
         name = names.get(module, type(module).__name__) or "(model)"
         shape = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else ()
         row = rows.setdefault(name, LayerProfile(name, type(module).__name__, shape, own_params))
         for key, value in ops.items():  # a module called twice accumulates
             row.ops[key] = row.ops.get(key, 0) + value
+        row.memory += memory
 
     training = {m: m.training for m in model.modules()}
     handles = [m.register_forward_hook(hook) for m in model.modules()]

@@ -1,0 +1,124 @@
+"""compactnets bench: statistics, interleaving, environment records, and a well-formed CSV."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+import compactnets as cn
+from compactnets import benchmark as bm
+from compactnets.cli import main
+
+
+def test_paper_method_drops_fastest_and_slowest() -> None:
+    runs = [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 1.0, 99.0]
+    assert bm.paper_mean(runs) == pytest.approx(13.5)  # mean of 10..17
+    assert bm.Timing(tuple(runs), "paper").center == pytest.approx(13.5)
+    with pytest.raises(ValueError, match="at least 3"):
+        bm.paper_mean([1.0, 2.0])
+
+
+def test_median_and_interquartile_range() -> None:
+    timing = bm.Timing((5.0, 1.0, 3.0, 2.0, 4.0))
+    assert timing.center == 3.0
+    assert timing.iqr == (2.0, 4.0)
+    assert timing.quantile(0.1) == pytest.approx(1.4)
+
+
+def test_measure_interleaves_in_rotating_order() -> None:
+    order: list[str] = []
+    cases = [
+        bm.Case(name, "eager", 1, (3, 8, 8), False, False, run=lambda name=name: order.append(name)) for name in "abc"
+    ]
+    bm.measure(cases, repeats=3, warmup=1, min_sample_ms=0)
+    assert order[:3] == ["a", "b", "c"]  # warm-up
+    assert order[3:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert all(len(case.samples_ms) == 3 and case.number == 1 for case in cases)
+
+
+def test_environment_records_allocator_and_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
+    assert bm.allocator() == "jemalloc"
+    monkeypatch.delenv("LD_PRELOAD")
+    env = bm.environment("cpu", 1)
+    assert env["threads"] == 1 and env["torch"] == torch.__version__ and "allocator" in env
+    assert bm.load_warning(0.1, 2) is None
+    assert "1.5 of" in (bm.load_warning(1.5, 2) or "")
+
+
+def test_gemm_peak_is_a_rate() -> None:
+    peak = bm.gemm_peak_gflops(size=256, repeats=2)
+    assert 0.1 < peak < 1e5
+
+
+def test_bench_cli_writes_a_wellformed_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bench.csv"
+    argv = ["bench", "mobilenetv1_025", "--input-size", "32", "--batch-size", "1,2", "--deploy", "both",
+            "--repeats", "3", "--warmup", "1", "--min-sample-ms", "0", "--threads", "1", "--csv", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "mobilenetv1_025" in printed and "GFLOP/s" in printed
+    with out.open() as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == bm.CSV_COLUMNS
+        rows = list(reader)
+    assert [(r["infer_batch_size"], r["deployed"]) for r in rows] == [
+        ("1", "False"), ("1", "True"), ("2", "False"), ("2", "True")
+    ]  # fmt: skip
+    counts = cn.profile(cn.create_model("mobilenetv1_025"), (3, 32, 32))
+    for row in rows:
+        ms, batch = float(row["infer_step_time"]), int(row["infer_batch_size"])
+        assert float(row["infer_step_time_min"]) <= float(row["infer_step_time_p25"]) <= ms
+        assert ms <= float(row["infer_step_time_p75"]) <= float(row["infer_step_time_max"])
+        assert float(row["infer_samples_per_sec"]) == pytest.approx(batch / ms * 1e3, rel=1e-3)
+        assert float(row["infer_gmacs"]) == round(counts.macs / 1e9, 4)
+        assert float(row["param_count"]) == round(counts.params / 1e6, 3)
+        assert float(row["memory_mb"]) == round(counts.memory / 1e6, 3)
+        gflops = 2 * counts.macs * batch / (ms * 1e-3) / 1e9
+        assert float(row["achieved_gflops"]) == pytest.approx(gflops, rel=1e-2, abs=0.01)
+        assert float(row["peak_fraction"]) == pytest.approx(gflops / float(row["gemm_peak_gflops"]), rel=0.05, abs=1e-3)
+        assert row["threads"] == "1" and row["repeats"] == "3" and row["runtime"] == "eager"
+        assert row["infer_img_size"] == "32"
+
+
+def test_paper_method_runs_ten_times(tmp_path: Path) -> None:
+    config = bm.BenchConfig(input_size=(3, 32, 32), method="paper", warmup=1, threads=1)
+    assert config.repeats == 10 and config.min_sample_ms == 0
+    rows, env = bm.run_benchmark(["mobilenetv1_025"], config, log=lambda line: None)
+    (row,) = rows
+    assert len(row.timing.samples_ms) == 10 and row.number == 1
+    assert row.ms == pytest.approx(bm.paper_mean(row.timing.samples_ms))
+    assert env["gemm_peak_gflops"] > 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["bench", "mobilenetv1_025", "--runtime", "tensorrt"], "unknown runtime"),
+        (["bench", "mobilenetv1_025", "--batch-size", "one"], "--batch-size"),
+        (["bench", "mobilenetv1_025x"], "did you mean"),
+    ],
+)
+def test_bench_bad_input_exits_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("onnxscript") is None or importlib.util.find_spec("onnxruntime") is None,
+    reason="the onnxruntime runtime needs the 'onnx' extra (pip install 'compactnets[onnx]')",
+)
+def test_bench_every_runtime(tmp_path: Path) -> None:
+    config = bm.BenchConfig(input_size=(3, 32, 32), runtimes=("eager", "compile", "onnxruntime"),
+                            channels_last=(False, True), repeats=3, warmup=1, min_sample_ms=0, threads=1)  # fmt: skip
+    rows, _ = bm.run_benchmark(["mobilenetv1_025"], config, log=lambda line: None)
+    assert [(r.runtime, r.channels_last) for r in rows] == [
+        ("eager", False), ("eager", True), ("compile", False), ("compile", True), ("onnxruntime", False)
+    ]  # fmt: skip
+    assert all(r.ms > 0 for r in rows)

@@ -1,0 +1,178 @@
+"""compactnets.deploy: exact inference rewrites keep outputs equal and leave the caller's model alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import compactnets as cn
+from compactnets.deploy import DeployReport, deploy, fold_batchnorm
+from compactnets.models.antnet import EnsembleANTBlock, FusedEnsembleANTBlock
+
+# MobileNetV2, e-ANTNet (softmax weights), SeesawNet (uneven groups), PydMobileNet (pyramid kernels),
+# ChannelNet (dropout between conv and BN)
+REPRESENTATIVE = [
+    "mobilenetv2_cifar",
+    "antnet_e_cifar",
+    "seesaw_shuffle_05d_cifar",
+    "pydmobilenet_add_29_025_cifar",
+    "channelnet_v3",
+]
+
+
+def _trained_like(name: str, size: int) -> nn.Module:
+    """A model with non-trivial BN affine parameters, statistics and e-ANTNet branch weights, as after
+    training: statistics are those of a random batch (cumulative average), so activations stay in range."""
+    model = cn.create_model(name)
+    generator = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None
+            if module.affine:
+                module.weight.data = torch.rand(module.num_features, generator=generator) + 0.5
+                module.bias.data = torch.rand(module.num_features, generator=generator) * 0.4 - 0.2
+        if isinstance(module, EnsembleANTBlock):
+            module.branch_logits.data = torch.randn(module.branch_logits.shape, generator=generator)
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(2, 3, size, size, generator=generator))
+    return model.eval()
+
+
+def _size(name: str) -> int:
+    return 32 if name.endswith("_cifar") else 64
+
+
+# fp32: what deploy is for; a folded conv rounds differently, and deep nets amplify it. float64 removes the
+# rounding and leaves the rewrite itself: any error in it (a wrong scale, a missed channel) would be O(1).
+TOLERANCE = {torch.float32: (1e-4, 1e-5), torch.float64: (1e-8, 1e-8)}  # rtol, atol as a fraction of max |y|
+
+
+def _check_outputs_equal(name: str, dtype: torch.dtype = torch.float32) -> DeployReport:
+    if name not in cn.list_models():
+        pytest.skip(f"{name} is not registered")
+    size = _size(name)
+    model = _trained_like(name, size).to(dtype)
+    x = torch.randn(2, 3, size, size, dtype=dtype)
+    report = DeployReport()
+    deployed = deploy(model, report=report)
+    with torch.no_grad():
+        expected, got = model(x), deployed(x)
+    rtol, atol = TOLERANCE[dtype]
+    torch.testing.assert_close(got, expected, rtol=rtol, atol=atol * float(expected.abs().max()))
+    return report
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", REPRESENTATIVE)
+def test_deploy_keeps_outputs_equal(name: str, dtype: torch.dtype) -> None:
+    report = _check_outputs_equal(name, dtype)
+    assert report.bn_folded > 0
+
+
+def test_deploy_folds_every_bn_and_collapses_the_ensemble_weights() -> None:
+    model = cn.create_model("antnet_e_cifar")
+    report = DeployReport()
+    deployed = deploy(model, report=report)
+    assert report.fused["EnsembleANTBlock"] == 16  # ant2-ant7 hold 2+3+4+3+3+1 e-ANTBlocks
+    assert report.bn_left == 0 and report.bn_folded == 100
+    assert not any(isinstance(m, (nn.BatchNorm2d, EnsembleANTBlock)) for m in deployed.modules())
+    assert sum(isinstance(m, FusedEnsembleANTBlock) for m in deployed.modules()) == 16
+    # the weighting multiplies (Eq. 8) are gone; the attention gates remain
+    before, after = cn.profile(model), cn.profile(deployed)
+    weighting = sum(la.ops["gating"] for la in before.layers if la.type == "EnsembleANTBlock")
+    assert weighting > 0
+    assert before.ops["gating"] - after.ops["gating"] == weighting
+    assert after.macs == before.macs
+
+
+def test_deploy_does_not_touch_the_callers_model() -> None:
+    model = cn.create_model("mobilenetv2_cifar").train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    deployed = deploy(model, channels_last=True)
+    assert model.training and not deployed.training
+    assert model.state_dict().keys() == state.keys()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+    assert isinstance(model.features[0].bn, nn.BatchNorm2d) and isinstance(deployed.features[0].bn, nn.Identity)
+    assert deployed.features[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert deployed.card is model.card
+
+
+def test_memory_traffic_drops_when_bn_folds() -> None:
+    model = cn.create_model("mobilenetv2_cifar")
+    before, after = cn.profile(model), cn.profile(deploy(model))
+    assert after.macs == before.macs
+    assert after.memory < 0.8 * before.memory  # each BN read and wrote a whole activation tensor
+
+
+def test_fold_batchnorm_patterns() -> None:
+    torch.manual_seed(0)
+    bn = nn.BatchNorm2d(8)
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    untracked = nn.BatchNorm2d(8, track_running_stats=False)  # uses batch statistics even in eval: never folded
+    bn1d = nn.BatchNorm1d(5)
+    bn1d.running_var.fill_(4.0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.Dropout(0.5), bn, nn.ReLU(),
+        nn.Conv2d(8, 8, 1), untracked,
+        nn.Flatten(), nn.Linear(8 * 16, 5), bn1d,
+    ).eval()  # fmt: skip
+    x = torch.randn(2, 3, 4, 4)
+    with torch.no_grad():
+        expected = model(x)
+        report = DeployReport()
+        fold_batchnorm(model, report)
+        got = model(x)
+    assert report.bn_folded == 2
+    assert isinstance(model[2], nn.Identity) and isinstance(model[8], nn.Identity)
+    assert isinstance(model[5], nn.BatchNorm2d)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fuse_for_inference_protocol() -> None:
+    calls = []
+
+    class Twice(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + x
+
+        def fuse_for_inference(self) -> nn.Module:
+            calls.append(1)
+            return _Scale()
+
+    class _Scale(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * x
+
+        def fuse_for_inference(self) -> nn.Module:  # already the inference form
+            return self
+
+    model = nn.Sequential(nn.Conv2d(3, 3, 1), Twice(), nn.Sequential(Twice()))
+    report = DeployReport()
+    deployed = deploy(model, report=report)
+    assert report.fused["Twice"] == 2 and len(calls) == 2
+    assert [type(m).__name__ for m in deployed.modules()].count("_Scale") == 2
+    x = torch.randn(1, 3, 2, 2)
+    torch.testing.assert_close(deployed(x), model(x))
+
+
+def test_ensemble_fuse_after_bn_folding_scales_the_conv() -> None:
+    block = EnsembleANTBlock(16, 16, 1, 6, 8).eval()
+    block.branch_logits.data = torch.tensor([0.3, -0.9])
+    x = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        expected = block(x)
+        fold_batchnorm(block)  # the projection BN is an Identity now: w_j goes into the conv
+        fused = block.fuse_for_inference()
+        got = fused(x)
+    assert isinstance(fused, FusedEnsembleANTBlock)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", cn.list_models())
+def test_deploy_keeps_outputs_equal_for_every_model(name: str) -> None:
+    _check_outputs_equal(name, torch.float64)
