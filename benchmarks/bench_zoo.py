@@ -5,7 +5,7 @@ ImageNet configurations that are registered, and ``compactnets report`` on them 
 accuracy (the papers') against MACs and params, latency against MACs and memory traffic, and which of
 the two predicts latency better on this machine. Writes benchmarks/results/zoo/.
 
-    python benchmarks/bench_zoo.py [--threads 1] [--runtime eager,onnxruntime] [--repeats 15]
+    python benchmarks/bench_zoo.py [--threads 1] [--runtime eager,onnxruntime] [--repeats 15] [--report-only]
 """
 
 from __future__ import annotations
@@ -36,10 +36,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runtime", default="eager,onnxruntime")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--report-only", action="store_true", help="rebuild the reports from results/zoo/latency.csv")
     args = parser.parse_args()
     names = [n for n in ZOO if n in cn.list_models()]
     missing = sorted(set(ZOO) - set(names))
     runtimes = args.runtime.split(",")
+    if args.report_only:
+        command = "python benchmarks/bench_zoo.py --report-only (latency.csv: see latency.md)"
+        report(names, runtimes, OUT / "latency.csv", command)
+        return
     config = BenchConfig(runtimes=runtimes, threads=args.threads, channels_last=(True,), deploy=(True,),
                          repeats=args.repeats)  # fmt: skip
     rows, env = run_benchmark(names, config, log=lambda line: print(line, file=sys.stderr))
@@ -55,9 +60,13 @@ def main() -> None:
         + (f"\nNot registered when this ran: {', '.join(missing)}.\n" if missing else "")
     )  # fmt: skip
     print(format_rows(rows))
+    report(names, runtimes, csv_path, command.strip())
+
+
+def report(names: list[str], runtimes: list[str], csv_path: Path, command: str) -> None:
     for runtime in runtimes:
         result = make_report(names, OUT / f"report_{runtime}", bench=[str(csv_path)], runtime=runtime,
-                             command=f"{command.strip()}  (report on its {runtime} latencies)")  # fmt: skip
+                             command=f"{command}  (report on its {runtime} latencies)")  # fmt: skip
         print(f"{runtime}: {result['latency_note']}")
     print(f"wrote {OUT}")
 

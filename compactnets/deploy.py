@@ -10,7 +10,10 @@ Three kinds of exact rewrite, applied to a copy of the model in eval mode:
    per channel; after a conv (or linear) layer it folds into that layer's weights and bias
    (``torch.nn.utils.fuse_conv_bn_eval``). Any conv immediately followed by a BN inside an
    ``nn.Sequential`` (``ConvNormAct``'s ``conv`` -> ``bn`` among them) is folded, and the BN becomes
-   ``nn.Identity`` so the module paths stay the same.
+   ``nn.Identity`` so the module paths stay the same. Dropout and identity children in between are
+   skipped; SeesawNet's uneven group conv folds part by part. A BN *before* a conv stays: pre-activation
+   BN -> ReLU -> conv (DenseNet, CondenseNet) has the ReLU in between, and an input BN before a zero-padded
+   conv would change the padded border.
 3. **Layout.** ``channels_last=True`` stores weights NHWC, which depthwise convs need to be fast on CPUs
    (PERFORMANCE.md: NCHW depthwise is 2.2-6.6x slower). Feed NHWC inputs too.
 

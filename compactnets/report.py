@@ -27,6 +27,7 @@ import torch
 
 from ._table import human
 from .complexity import profile
+from .deploy import deploy
 from .errors import UsageError
 from .registry import ModelCard, create_model, list_models, model_card
 
@@ -48,6 +49,8 @@ class Entry:
     params: int = 0
     macs: int = 0
     memory_bytes: int = 0
+    deployed_macs: int = 0
+    deployed_memory_bytes: int = 0
     latency_ms: float | None = None
     top1: float | None = None
     top5: float | None = None
@@ -170,8 +173,9 @@ def collect(specs: Sequence[str]) -> list[Entry]:
     for entry in entries:
         with torch.device("meta"):
             model = create_model(entry.name, num_classes=entry.num_classes)
-        counts = profile(model, entry.card.input_size)
+        counts, executed = profile(model, entry.card.input_size), profile(deploy(model), entry.card.input_size)
         entry.params, entry.macs, entry.memory_bytes = counts.params, counts.macs, counts.memory
+        entry.deployed_macs, entry.deployed_memory_bytes = executed.macs, executed.memory
         entry.paper_top1, entry.paper_source = paper_top1(entry.card, entry.data)
     return entries
 
@@ -221,16 +225,20 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def latency_predictor(entries: Sequence[Entry]) -> str | None:
-    """Which of MACs and memory traffic ranks the measured latencies better (Spearman), as a sentence."""
+    """Which of MACs and memory traffic (of the deployed models, what runs) ranks the measured latencies
+    better, by Spearman rank correlation, as a sentence; a difference under 0.02 is called a tie."""
     timed = [e for e in entries if e.latency_ms is not None]
     if len(timed) < 3:
         return None
     latency = [e.latency_ms for e in timed]
-    by_macs = spearman([e.macs for e in timed], latency)  # type: ignore[arg-type]
-    by_memory = spearman([e.memory_bytes for e in timed], latency)  # type: ignore[arg-type]
-    better = "memory traffic" if by_memory > by_macs else "MACs"
-    return (f"On this machine {better} predicts latency better: Spearman rank correlation with latency "
-            f"{by_memory:.2f} for memory traffic and {by_macs:.2f} for MACs, over {len(timed)} models.")  # fmt: skip
+    by_macs = spearman([e.deployed_macs for e in timed], latency)  # type: ignore[arg-type]
+    by_memory = spearman([e.deployed_memory_bytes for e in timed], latency)  # type: ignore[arg-type]
+    numbers = (f"Spearman rank correlation with latency {by_memory:.2f} for memory traffic and {by_macs:.2f} "
+               f"for MACs (of the deployed models), over {len(timed)} models.")  # fmt: skip
+    if abs(by_memory - by_macs) < 0.02:
+        return f"On this machine memory traffic and MACs predict latency equally well: {numbers}"
+    better = "memory traffic predicts" if by_memory > by_macs else "MACs predict"
+    return f"On this machine {better} latency better: {numbers}"
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -244,7 +252,8 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
 
 # ----------------------------------------------------------------------------------------------- tables
 CSV_COLUMNS = [
-    "model", "run", "data", "epochs", "params", "macs", "memory_mb", "latency_ms",
+    "model", "run", "data", "epochs", "params", "macs", "memory_mb", "deployed_macs", "deployed_memory_mb",
+    "latency_ms",
     "top1_measured", "top5_measured", "top1_paper", "paper_source", "paper_params", "paper_madds",
 ]  # fmt: skip
 
@@ -257,6 +266,7 @@ def write_csv(entries: Sequence[Entry], path: Path) -> Path:
             writer.writerow({
                 "model": e.name, "run": e.run or "", "data": e.data, "epochs": e.epochs or "",
                 "params": e.params, "macs": e.macs, "memory_mb": round(e.memory_bytes / 1e6, 3),
+                "deployed_macs": e.deployed_macs, "deployed_memory_mb": round(e.deployed_memory_bytes / 1e6, 3),
                 "latency_ms": "" if e.latency_ms is None else round(e.latency_ms, 3),
                 "top1_measured": "" if e.top1 is None else e.top1, "top5_measured": "" if e.top5 is None else e.top5,
                 "top1_paper": "" if e.paper_top1 is None else round(e.paper_top1, 2), "paper_source": e.paper_source,
@@ -279,11 +289,12 @@ def markdown(entries: Sequence[Entry], plots: Sequence[str], latency_note: str, 
         "Top-1 in percent. **measured** = our training runs (best epoch, or eval.json); *paper* = the number the "
         "paper prints for that data set (from the model card, CIFAR errors as 100 - error). Params and MACs "
         "(conv + linear multiply-accumulates) are counted by `compactnets profile`; memory is the ShuffleNet V2 "
-        "guideline-1 traffic (activations read + written + weights, fp32, per image).",
+        "guideline-1 traffic (activations read + written + weights, fp32, per image) of the model as defined "
+        "and of its `compactnets.deploy` form (BN folded), which is what the latency measures.",
         "",
-        "| model | data | run | params | MACs | memory | latency (ms) | top-1 **measured** | top-1 *paper* | "
-        "measured - paper |",
-        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| model | data | run | params | MACs | memory | memory deployed | latency (ms) | top-1 **measured** "
+        "| top-1 *paper* | measured - paper |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for e in entries:
         delta = "-" if e.top1 is None or e.paper_top1 is None else f"{e.top1 - e.paper_top1:+.2f}"
@@ -292,7 +303,8 @@ def markdown(entries: Sequence[Entry], plots: Sequence[str], latency_note: str, 
         run = f"`{Path(e.run).name}` ({e.epochs} ep)" if e.run else "-"
         lines.append(
             f"| `{e.name}` | {_DATA_LABELS.get(e.data, e.data)} | {run} | {human(e.params)} | {human(e.macs)} | "
-            f"{human(e.memory_bytes)}B | {_cell(e.latency_ms)} | {measured} | {paper} | {delta} |"
+            f"{human(e.memory_bytes)}B | {human(e.deployed_memory_bytes)}B | {_cell(e.latency_ms)} | {measured} | "
+            f"{paper} | {delta} |"
         )
     notes = [f"- `{e.name}` ({e.run}): {note}" for e in entries for note in e.notes]
     if notes:
@@ -316,6 +328,27 @@ def _pyplot() -> Any:
     return plt
 
 
+_MARKERS = "osD^vP*Xh<>p"
+
+
+def _styles(plt: Any, families: Sequence[str]) -> dict[str, tuple[Any, str]]:
+    """A colour and a marker per family, distinct for up to 20 x 12 families."""
+    cmap = plt.get_cmap("tab20")
+    return {f: (cmap(i % 20), _MARKERS[i % len(_MARKERS)]) for i, f in enumerate(families)}
+
+
+def _log_axes(ax: Any, x: bool = True, y: bool = False) -> None:
+    """Log scales with plain tick labels (30, 100, 300 rather than 3 x 10^1)."""
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    for enabled, axis, set_scale in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
+        if enabled:
+            set_scale("log")
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(plain if axis.get_view_interval()[1] / axis.get_view_interval()[0] < 30 else "")
+
+
 def _save(fig: Any, out: Path, stem: str) -> list[str]:
     paths = []
     for ext in ("png", "svg"):
@@ -332,7 +365,7 @@ def plot_accuracy(entries: Sequence[Entry], out: Path, cost: str) -> list[str]:
     if not datasets:
         return []
     families = sorted({e.family for e in entries})
-    colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(families)}
+    styles = _styles(plt, families)
     fig, axes = plt.subplots(1, len(datasets), figsize=(6.4 * len(datasets), 4.8), squeeze=False)
     for ax, data in zip(axes[0], datasets, strict=True):
         group = [e for e in entries if e.data == data]
@@ -342,14 +375,15 @@ def plot_accuracy(entries: Sequence[Entry], out: Path, cost: str) -> list[str]:
                 if source == "paper":
                     ax.scatter(x, y, s=40, facecolors="none", edgecolors="0.45", linewidths=1.2, zorder=2)
                 else:
-                    ax.scatter(x, y, s=55, color=colours[e.family], marker="o", edgecolors="black", zorder=3)
+                    colour, marker = styles[e.family]
+                    ax.scatter(x, y, s=55, color=colour, marker=marker, edgecolors="black", zorder=3)
                 ax.annotate(e.name, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points", color="0.3")
             front = pareto_front([(x, y) for x, y, _ in points])
             if len(front) > 1:
                 xs, ys = zip(*front, strict=True)
                 style = dict(color="0.45", linestyle="--") if source == "paper" else dict(color="black")
                 ax.step(xs, ys, where="post", linewidth=1, zorder=1, **style)
-        ax.set_xscale("log")
+        _log_axes(ax)
         ax.set_xlabel("MACs (M)" if cost == "macs" else "parameters (M)")
         ax.set_ylabel("top-1 (%)")
         ax.set_title(_DATA_LABELS.get(data, data))
@@ -358,10 +392,10 @@ def plot_accuracy(entries: Sequence[Entry], out: Path, cost: str) -> list[str]:
                           label="paper (model card)"),
                plt.Line2D([], [], color="0.45", linestyle="--", label="paper Pareto front"),
                plt.Line2D([], [], color="black", label="measured Pareto front")]  # fmt: skip
-    handles += [plt.Line2D([], [], marker="o", linestyle="", color=colours[f], markeredgecolor="black",
+    handles += [plt.Line2D([], [], marker=styles[f][1], linestyle="", color=styles[f][0], markeredgecolor="black",
                            label=f"measured: {f}") for f in families if any(e.top1 is not None and e.family == f
                                                                           for e in entries)]  # fmt: skip
-    axes[0][-1].legend(handles=handles, fontsize=7, loc="lower right")
+    axes[0][-1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     what = "MACs" if cost == "macs" else "parameters"
     fig.suptitle(f"Top-1 accuracy against {what}")
     paths = _save(fig, out, f"accuracy_vs_{cost}")
@@ -376,21 +410,23 @@ def plot_latency(entries: Sequence[Entry], out: Path, latency_note: str) -> list
         return []
     plt = _pyplot()
     families = sorted({e.family for e in timed})
-    colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(families)}
+    styles = _styles(plt, families)
     fig, axes = plt.subplots(1, 2, figsize=(12.8, 4.8))
-    for ax, attr, label in ((axes[0], "macs", "MACs (M)"), (axes[1], "memory_bytes", "memory traffic (MB, fp32)")):
+    panels = ((axes[0], "deployed_macs", "MACs (M, deployed)"),
+              (axes[1], "deployed_memory_bytes", "memory traffic (MB, fp32, deployed)"))  # fmt: skip
+    for ax, attr, label in panels:
         for e in timed:
             x = getattr(e, attr) / 1e6
-            ax.scatter(x, e.latency_ms, s=50, color=colours[e.family], edgecolors="black", zorder=3)
+            colour, marker = styles[e.family]
+            ax.scatter(x, e.latency_ms, s=50, color=colour, marker=marker, edgecolors="black", zorder=3)
             ax.annotate(e.name, (x, e.latency_ms), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _log_axes(ax, x=True, y=True)
         ax.set_xlabel(label)
         ax.set_ylabel("latency (ms, measured)")
         ax.grid(True, which="both", alpha=0.3)
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[f], markeredgecolor="black", label=f)
-               for f in families]  # fmt: skip
-    axes[1].legend(handles=handles, fontsize=7, loc="lower right")
+    handles = [plt.Line2D([], [], marker=styles[f][1], linestyle="", color=styles[f][0], markeredgecolor="black",
+                          label=f) for f in families]  # fmt: skip
+    axes[1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle("Measured latency against MACs and against memory traffic")
     if latency_note:
         fig.text(0.5, -0.02, latency_note, ha="center", fontsize=8)

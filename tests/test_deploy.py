@@ -65,8 +65,14 @@ def _check_outputs_equal(name: str, dtype: torch.dtype = torch.float32) -> Deplo
     return report
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("name", REPRESENTATIVE)
+# float64 for two models whose rewrites go beyond BN folding (uneven groups, pyramid kernels); the slow suite
+# checks every model in float64 (e-ANTNet's weight folding is checked in float64 on one block below).
+CASES = [(name, torch.float32) for name in REPRESENTATIVE] + [
+    (name, torch.float64) for name in ("seesaw_shuffle_05d_cifar", "pydmobilenet_add_29_025_cifar")
+]
+
+
+@pytest.mark.parametrize(("name", "dtype"), CASES)
 def test_deploy_keeps_outputs_equal(name: str, dtype: torch.dtype) -> None:
     report = _check_outputs_equal(name, dtype)
     assert report.bn_folded > 0
@@ -159,17 +165,24 @@ def test_fuse_for_inference_protocol() -> None:
     torch.testing.assert_close(deployed(x), model(x))
 
 
-def test_ensemble_fuse_after_bn_folding_scales_the_conv() -> None:
-    block = EnsembleANTBlock(16, 16, 1, 6, 8).eval()
-    block.branch_logits.data = torch.tensor([0.3, -0.9])
-    x = torch.randn(2, 16, 8, 8)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ensemble_fuse_after_bn_folding_scales_the_conv(dtype: torch.dtype) -> None:
+    block = EnsembleANTBlock(16, 16, 1, 6, 8).eval().to(dtype)
+    block.branch_logits.data = torch.tensor([0.3, -0.9], dtype=dtype)
+    for bn in (m for m in block.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    x = torch.randn(2, 16, 8, 8, dtype=dtype)
     with torch.no_grad():
         expected = block(x)
         fold_batchnorm(block)  # the projection BN is an Identity now: w_j goes into the conv
         fused = block.fuse_for_inference()
         got = fused(x)
     assert isinstance(fused, FusedEnsembleANTBlock)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    rtol, atol = TOLERANCE[dtype]
+    torch.testing.assert_close(got, expected, rtol=rtol, atol=atol * float(expected.abs().max()))
 
 
 @pytest.mark.slow
