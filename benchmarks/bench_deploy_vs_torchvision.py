@@ -9,8 +9,8 @@ one interleaved run so background load hits them alike:
 - ours deployed + ``torch.compile`` with freezing (``--compile``; slow to compile)
 - torchvision and ours (deployed) in onnxruntime; ours int8 (static QDQ) in onnxruntime (``--int8``)
 
-Writes benchmarks/results/deploy_vs_torchvision.{md,csv,json}. Ratios are what to quote; absolute
-times depend on the machine and its load (recorded beside them).
+Writes benchmarks/results/deploy_vs_torchvision.{md,csv,json} (``_b32`` added for batch 32). Ratios are
+what to quote; absolute times depend on the machine and its load (recorded beside them).
 
     python benchmarks/bench_deploy_vs_torchvision.py [--models mobilenetv2_100,...] [--compile mobilenetv2_100]
 """
@@ -184,7 +184,7 @@ def main() -> None:
                 print(f"warning ({name}): {warning}", file=sys.stderr)
     env = environment("cpu", args.threads) | {"seconds": round(time.time() - start)}
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / "deploy_vs_torchvision"
+    stem = RESULTS / ("deploy_vs_torchvision" + (f"_b{args.batch_size}" if args.batch_size != 1 else ""))
     write_csv(all_rows, stem.with_suffix(".csv"))
     stem.with_suffix(".json").write_text(json.dumps({"env": env, "rows": [r.to_csv() for r in all_rows]}, indent=2))
     command = "python benchmarks/bench_deploy_vs_torchvision.py " + " ".join(sys.argv[1:])

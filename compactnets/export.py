@@ -235,13 +235,19 @@ def quantize_onnx(
         if mode != "static":
             raise UsageError(f"int8 mode must be 'static' or 'dynamic', got {mode!r}")
         session = onnx_session(prepared)
-        name = session.get_inputs()[0].name
+        name, fixed = session.get_inputs()[0].name, session.get_inputs()[0].shape[0]
+        batch = fixed if isinstance(fixed, int) else 1
         if calibration is None:
             if input_size is None:
                 raise ValueError("random calibration needs input_size")
             generator = torch.Generator().manual_seed(0)
-            calibration = [torch.randn(1, *input_size, generator=generator) for _ in range(calibration_batches)]
-        batches = [b.contiguous().numpy().astype(np.float32) for b in calibration]
+            calibration = [torch.randn(batch, *input_size, generator=generator) for _ in range(calibration_batches)]
+        images = torch.cat(list(calibration))
+        if isinstance(fixed, int):  # a file with a fixed batch size takes batches of exactly that size
+            if len(images) < fixed:
+                raise UsageError(f"int8 calibration needs at least {fixed} images for a batch-{fixed} file")
+            images = images[: len(images) // fixed * fixed]
+        batches = [b.contiguous().numpy().astype(np.float32) for b in images.split(batch)]
         q.quantize_static(
             str(prepared), str(out), _Calibration(name, batches), quant_format=q.QuantFormat.QDQ,
             per_channel=True, activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
@@ -331,7 +337,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         int8_path = out.with_name(out.stem + ".int8.onnx")
         calibration = None
         if args.data:
-            calibration = [b for b, _ in _take(_data_batches(args.data, size, True, 1), args.calibration_batches)]
+            batches = _data_batches(args.data, size, True, args.batch_size)
+            calibration = [b for b, _ in _take(batches, args.calibration_batches)]
         quantize_onnx(out, int8_path, args.int8, calibration, size, args.calibration_batches)
         fp32_ms, int8_ms = onnx_latency_ms(out, size), onnx_latency_ms(int8_path, size)
         print(f"  int8    {int8_path}  {human(file_size(int8_path))}B, "
@@ -367,7 +374,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-deploy", action="store_true", help="export the model as defined, without inference rewrites")
     p.add_argument("--int8", choices=["static", "dynamic"], help="also write FILE.int8.onnx (onnxruntime quantization)")
     p.add_argument("--data", help="data set for int8 calibration and accuracy (cifar10, cifar100, digits, PATH)")
-    p.add_argument("--calibration-batches", type=int, default=8, help="images to calibrate int8 on (default: 8)")
+    p.add_argument("--calibration-batches", type=int, default=8, help="batches to calibrate int8 on (default: 8)")
     p.add_argument("--eval-limit", type=int, help="evaluate int8 accuracy on at most this many images")
     p.set_defaults(func=cmd_export)
 

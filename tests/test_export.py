@@ -13,6 +13,7 @@ import torch
 import compactnets as cn
 from compactnets.cli import main
 from compactnets.deploy import deploy
+from compactnets.errors import UsageError
 from compactnets.export import check_export, export_onnx, export_pt2, file_size, quantize_onnx, resolve_model
 
 needs_onnx = pytest.mark.skipif(
@@ -164,3 +165,15 @@ def test_int8_with_a_data_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     printed = capsys.readouterr().out
     assert "x the fp32 file (static quantization)" in printed and "on digits" in printed
     assert file_size(out.with_name("m.int8.onnx")) < 0.35 * file_size(out)
+
+
+@needs_onnx
+def test_int8_calibration_fits_a_fixed_batch(tmp_path: Path) -> None:
+    model = deploy(cn.create_model("mobilenetv1_025"))
+    path = export_onnx(model, tmp_path / "b4.onnx", (3, 32, 32), batch_size=4)  # batch fixed at 4
+    given = [torch.randn(1, 3, 32, 32) for _ in range(9)]  # regrouped into 2 batches of 4 (one image left out)
+    for calibration in (None, given):
+        int8 = quantize_onnx(path, tmp_path / "b4.int8.onnx", "static", calibration, (3, 32, 32), 2)
+        assert file_size(int8) < 0.4 * file_size(path)
+    with pytest.raises(UsageError, match="at least 4 images"):
+        quantize_onnx(path, tmp_path / "x.onnx", "static", given[:3], (3, 32, 32))
