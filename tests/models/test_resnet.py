@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 import torchvision
 
 import compactnets as cn
-from compactnets.convert import load_torchvision_weights
 from compactnets.layers import SqueezeExcite
 from compactnets.models.resnet import ResidualBlock, resnet50
 
 
-def _check_parity(ours: torch.nn.Module, reference: torch.nn.Module) -> None:
-    reference.eval()
-    for module in reference.modules():  # non-trivial BN statistics, so BN placement matters too
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.1, 0.1)
-            module.running_var.uniform_(0.5, 1.5)
-    ours.eval()
-    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
-    load_torchvision_weights(ours, reference)
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), reference(x), rtol=1e-4, atol=1e-5)
+def test_resnext50_32x4d_matches_torchvision(torchvision_parity: Callable[..., None]) -> None:
+    torchvision_parity(cn.create_model("resnext50_32x4d"), torchvision.models.resnext50_32x4d())
 
 
-def test_resnext50_32x4d_matches_torchvision() -> None:
-    _check_parity(cn.create_model("resnext50_32x4d"), torchvision.models.resnext50_32x4d())
-
-
-def test_shared_block_is_torchvision_resnet50() -> None:
+def test_shared_block_is_torchvision_resnet50(torchvision_parity: Callable[..., None]) -> None:
     # cardinality 1, 64d, stride in the 3x3: the same block as ResNeXt and SE-ResNet, with other options
-    _check_parity(resnet50(), torchvision.models.resnet50())
+    torchvision_parity(resnet50(), torchvision.models.resnet50())
 
 
 def _blocks(model: torch.nn.Module) -> list[list[ResidualBlock]]:

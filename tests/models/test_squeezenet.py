@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 import torchvision
 
 import compactnets as cn
-from compactnets.convert import load_torchvision_weights
 from compactnets.models.squeezenet import Fire
 from compactnets.registry import matches_printed
 
@@ -16,14 +17,8 @@ from compactnets.registry import matches_printed
     ("name", "reference"),
     [("squeezenet_10", torchvision.models.squeezenet1_0), ("squeezenet_11", torchvision.models.squeezenet1_1)],
 )
-def test_squeezenet_matches_torchvision(name: str, reference: type) -> None:
-    theirs = reference().eval()
-    ours = cn.create_model(name).eval()
-    x = torch.randn(2, 3, 96, 96)
-    with torch.no_grad():
-        assert not torch.allclose(ours(x), theirs(x))
-        load_torchvision_weights(ours, theirs)
-        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-5)
+def test_squeezenet_matches_torchvision(name: str, reference: type, torchvision_parity: Callable[..., None]) -> None:
+    torchvision_parity(cn.create_model(name), reference(), size=96)
 
 
 def test_table_1_parameters_and_the_227_crop() -> None:
