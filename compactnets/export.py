@@ -1,7 +1,8 @@
-"""Export to ONNX (torch 2.14's ``torch.export``-based exporter) or a ``torch.export`` program (.pt2),
-check the file against PyTorch, and quantize ONNX files to int8 with onnxruntime's tools.
+"""Export to ONNX (torch 2.14's ``torch.export``-based exporter), a ``torch.export`` program (.pt2) or,
+experimentally, a Core ML package (.mlpackage, through coremltools); check the file against PyTorch, and
+quantize ONNX files to int8 with onnxruntime's tools.
 
-``compactnets export MODEL_OR_CHECKPOINT --format onnx|pt2 --out FILE [--check] [--int8 static|dynamic]``.
+``compactnets export MODEL_OR_CHECKPOINT --format onnx|pt2|coreml --out FILE [--check] [--int8 static|dynamic]``.
 The exported network is the :func:`compactnets.deploy` form (BN folded, exact merges) unless
 ``--no-deploy``; ``--check`` compares the file's outputs with the original PyTorch model, so it checks
 the rewrites and the export together.
@@ -29,8 +30,10 @@ from .deploy import deploy
 from .errors import UsageError
 from .registry import create_model, list_models, model_card
 
-FORMATS = ("onnx", "pt2")
+FORMATS = ("onnx", "pt2", "coreml")
+SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "coreml": ".mlpackage"}
 ONNX_EXTRA = "pip install 'compactnets[onnx]'"
+COREML_EXTRA = "pip install 'compactnets[coreml]'"
 
 
 def require_onnx(*modules: str) -> None:
@@ -112,6 +115,47 @@ def export_pt2(
     return path
 
 
+def _coremltools() -> Any:
+    """coremltools, imported without its start-up warnings (untested torch/scikit-learn versions, and the
+    macOS-only runtime missing on Linux), which say nothing about the export."""
+    import importlib.util
+    import logging
+
+    if importlib.util.find_spec("coremltools") is None:
+        raise UsageError(f"coremltools not installed: {COREML_EXTRA}")
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            import coremltools
+    finally:
+        logging.disable(logging.NOTSET)
+    return coremltools
+
+
+def export_coreml(
+    model: nn.Module,
+    path: str | Path,
+    input_size: tuple[int, int, int],
+    batch_size: int = 1,
+) -> Path:
+    """Experimental: write an ML Program package (.mlpackage, fp32 compute) with coremltools, which
+    converts the ``torch.export`` program (decomposed to core ATen ops). Conversion runs on Linux; running
+    the package needs macOS, so :func:`check_export` can compare outputs only there."""
+    ct = _coremltools()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = torch.randn(batch_size, *input_size)
+    with _quiet(), contextlib.redirect_stderr(io.StringIO()), torch.no_grad():
+        program = torch.export.export(model.eval(), (x,)).run_decompositions({})
+        package = ct.convert(
+            program, inputs=[ct.TensorType(name="image", shape=tuple(x.shape))],
+            outputs=[ct.TensorType(name="logits")], convert_to="mlprogram",
+            compute_precision=ct.precision.FLOAT32, minimum_deployment_target=ct.target.iOS16,
+        )  # fmt: skip
+    package.save(str(path))
+    return path
+
+
 def onnx_session(path: str | Path, threads: int | None = None) -> Any:
     """An onnxruntime CPU session with every graph optimisation and ``threads`` intra-op threads."""
     require_onnx("onnxruntime")
@@ -154,10 +198,20 @@ def check_export(
     rtol: float = 1e-3,
     atol: float = 1e-4,
 ) -> CheckResult:
-    """Run the exported file (onnxruntime for .onnx, torch.export for .pt2) on random inputs and compare
-    with ``reference`` (the PyTorch model before deploy): passes if |diff| <= atol + rtol |reference|."""
+    """Run the exported file (onnxruntime for .onnx, torch.export for .pt2, Core ML for .mlpackage, which
+    only runs on macOS) on random inputs and compare with ``reference`` (the PyTorch model before deploy):
+    passes if |diff| <= atol + rtol |reference|."""
     path = Path(path)
-    if path.suffix == ".onnx":
+    if path.suffix == ".mlpackage":
+        import platform
+
+        if platform.system() != "Darwin":
+            raise UsageError(f"{path.name}: Core ML packages run only on macOS; --check cannot run them here")
+        package = _coremltools().models.MLModel(str(path))
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(package.predict({"image": x.numpy()})["logits"])
+    elif path.suffix == ".onnx":
         session = onnx_session(path)
 
         def run(x: torch.Tensor) -> torch.Tensor:
@@ -183,8 +237,10 @@ def check_export(
 
 
 def file_size(path: str | Path) -> int:
-    """Bytes on disk, external ONNX data files included."""
+    """Bytes on disk, external ONNX data files included (a package directory: all its files)."""
     path = Path(path)
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     extra = path.with_name(path.name + ".data")
     return path.stat().st_size + (extra.stat().st_size if extra.exists() else 0)
 
@@ -312,17 +368,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {args.format!r}")
     out = Path(args.out)
-    suffix = ".onnx" if args.format == "onnx" else ".pt2"
+    suffix = SUFFIXES[args.format]
     if out.suffix != suffix:
         raise UsageError(f"--out for --format {args.format} must end in {suffix} (got {out.name})")
     if args.int8 and args.format != "onnx":
         raise UsageError("--int8 quantizes ONNX files: add --format onnx")
+    if args.format == "coreml" and (args.check or args.dynamic_batch):
+        import platform
+
+        if args.dynamic_batch:
+            raise UsageError("--dynamic-batch is not supported for --format coreml (the package has a fixed shape)")
+        if platform.system() != "Darwin":
+            raise UsageError("--check runs Core ML packages, which needs macOS; export without --check here")
     name, model, size = resolve_model(args.model)
     size = _parse_input_size(args.input_size) or size
     exported = model if args.no_deploy else deploy(model)
     start = time.perf_counter()
     if args.format == "onnx":
         export_onnx(exported, out, size, args.batch_size, args.opset, args.dynamic_batch)
+    elif args.format == "coreml":
+        export_coreml(exported, out, size, args.batch_size)
     else:
         export_pt2(exported, out, size, args.batch_size, args.dynamic_batch)
     form = "as defined" if args.no_deploy else "deployed: BN folded, exact merges"
@@ -360,12 +425,12 @@ def _take(items: Iterator[Any], n: int) -> list[Any]:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "export", help="export to ONNX or torch.export (.pt2), check it, quantize to int8",
+        "export", help="export to ONNX, torch.export (.pt2) or Core ML (experimental), check it, quantize to int8",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     p.add_argument("model", help="a registered name, a run directory or a checkpoint file")
     p.add_argument("--format", default="onnx", help=f"one of {', '.join(FORMATS)} (default: onnx)")
-    p.add_argument("--out", required=True, help="output file (.onnx or .pt2)")
+    p.add_argument("--out", required=True, help="output file (.onnx, .pt2 or .mlpackage)")
     p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
     p.add_argument("--dynamic-batch", action="store_true", help="symbolic batch dimension")
     p.add_argument("--batch-size", type=int, default=1, help="batch of the example input (default: 1)")
@@ -382,6 +447,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 __all__ = [
     "CheckResult",
     "check_export",
+    "export_coreml",
     "export_onnx",
     "export_pt2",
     "file_size",

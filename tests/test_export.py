@@ -14,7 +14,15 @@ import compactnets as cn
 from compactnets.cli import main
 from compactnets.deploy import deploy
 from compactnets.errors import UsageError
-from compactnets.export import check_export, export_onnx, export_pt2, file_size, quantize_onnx, resolve_model
+from compactnets.export import (
+    check_export,
+    export_coreml,
+    export_onnx,
+    export_pt2,
+    file_size,
+    quantize_onnx,
+    resolve_model,
+)
 
 needs_onnx = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")),
@@ -125,6 +133,8 @@ def test_every_model_exports_to_onnx(name: str, tmp_path: Path) -> None:
         (["export", "mobilenetv2_cifar", "--out", "m.pt2"], "must end in .onnx"),
         (["export", "mobilenetv2_cifar", "--out", "m.pt2", "--format", "pt2", "--int8", "static"], "--int8"),
         (["export", "mobilenetv2_cifarr", "--out", "m.onnx"], "did you mean"),
+        (["export", "mobilenetv2_cifar", "--out", "m.onnx", "--format", "coreml"], "must end in .mlpackage"),
+        (["export", "mobilenetv2_cifar", "--out", "m.mlpackage", "--format", "coreml", "--dynamic-batch"], "fixed"),
     ],
 )
 def test_export_bad_input_exits_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -177,3 +187,41 @@ def test_int8_calibration_fits_a_fixed_batch(tmp_path: Path) -> None:
         assert file_size(int8) < 0.4 * file_size(path)
     with pytest.raises(UsageError, match="at least 4 images"):
         quantize_onnx(path, tmp_path / "x.onnx", "static", given[:3], (3, 32, 32))
+
+
+needs_coreml = pytest.mark.skipif(
+    importlib.util.find_spec("coremltools") is None,
+    reason="Core ML export needs the 'coreml' extra (pip install 'compactnets[coreml]')",
+)
+
+
+@needs_coreml
+@pytest.mark.parametrize("name", ["mobilenetv2_cifar", "antnet_g2_cifar", "channelnet_v3"])
+def test_coreml_package_holds_the_deployed_network(name: str, tmp_path: Path) -> None:
+    """Core ML packages run only on macOS, so on Linux the test reads the package instead: its interface, one
+    MIL conv per conv module of the deployed model, and fp32 weights that add up to the model's parameters."""
+    import coremltools as ct
+
+    model = deploy(cn.create_model(_registered(name)).eval())
+    size = (3, 32, 32) if name.endswith("_cifar") else (3, 64, 64)
+    path = export_coreml(model, tmp_path / f"{name}.mlpackage", size, batch_size=2)
+    spec = ct.utils.load_spec(str(path))
+    (image,), (logits,) = spec.description.input, spec.description.output
+    assert (image.name, list(image.type.multiArrayType.shape), logits.name) == ("image", [2, *size], "logits")
+    main_fn = spec.mlProgram.functions["main"]
+    ops = [op.type for op in main_fn.block_specializations[main_fn.opset].operations]
+    convs = sum(isinstance(m, torch.nn.Conv1d | torch.nn.Conv2d) for m in model.modules())
+    assert ops.count("conv") == convs
+    weight_bytes = file_size(path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin")
+    param_bytes = 4 * sum(p.numel() for p in model.parameters())
+    assert abs(weight_bytes - param_bytes) < 0.02 * param_bytes
+    assert file_size(path) > weight_bytes  # a package is a directory: all its files count
+
+
+def test_coreml_check_needs_macos(capsys: pytest.CaptureFixture[str]) -> None:
+    import platform
+
+    if platform.system() == "Darwin":
+        pytest.skip("Core ML packages run on macOS: --check is available here")
+    assert main(["export", "mobilenetv2_cifar", "--format", "coreml", "--out", "m.mlpackage", "--check"]) == 2
+    assert "macOS" in capsys.readouterr().err
