@@ -1,6 +1,6 @@
 """Inference rewrites that keep outputs equal (to float tolerance): ``deploy(model)``.
 
-Three kinds of exact rewrite, applied to a copy of the model in eval mode:
+Four kinds of exact rewrite (the fourth opt-in), applied to a copy of the model in eval mode:
 
 1. **Module rewrites.** A module with an exact, faster inference form defines
    ``fuse_for_inference(self) -> nn.Module`` (the project's protocol); ``deploy`` replaces it by the result.
@@ -16,6 +16,11 @@ Three kinds of exact rewrite, applied to a copy of the model in eval mode:
    conv would change the padded border.
 3. **Layout.** ``channels_last=True`` stores weights NHWC, which depthwise convs need to be fast on CPUs
    (PERFORMANCE.md: NCHW depthwise is 2.2-6.6x slower). Feed NHWC inputs too.
+4. **CPU kernels** (``onednn=True``, opt-in). Every 2-D conv becomes :class:`OneDNNConv2d`: its weights
+   reordered once into oneDNN's blocked layout and the activation that follows it (ReLU, ReLU6, h-swish,
+   swish, ...) applied inside the conv kernel, as inductor's freezing and onnxruntime do, instead of a second
+   pass over the output. The same arithmetic; the result runs only on the CPU in float32 and does not
+   export, so ``export`` leaves it off and ``bench --runtime onednn`` measures it.
 
 Rewrites 1 and 2 change the parameters (no more BN statistics; fewer tensors), so a deployed model is
 for inference only and its ``state_dict`` no longer loads into the original architecture.
@@ -133,11 +138,13 @@ def fuse_modules(module: nn.Module, report: DeployReport | None = None) -> nn.Mo
     return module
 
 
-def deploy(model: nn.Module, channels_last: bool = False, report: DeployReport | None = None) -> nn.Module:
+def deploy(
+    model: nn.Module, channels_last: bool = False, report: DeployReport | None = None, onednn: bool = False
+) -> nn.Module:
     """An inference copy of ``model`` with every exact rewrite applied (see the module docstring).
 
     The caller's model is not changed. ``report``, if given, is filled with what was rewritten. The
-    copy keeps ``model.card`` when there is one.
+    copy keeps ``model.card`` when there is one. ``onednn=True`` adds the CPU-only rewrite 4.
     """
     report = report if report is not None else DeployReport()
     deployed = copy.deepcopy(model).eval()
@@ -150,9 +157,88 @@ def deploy(model: nn.Module, channels_last: bool = False, report: DeployReport |
                 deployed = fused_root.eval()
         fuse_modules(deployed, report)
         fold_batchnorm(deployed, report)
+        if onednn:
+            use_onednn_convs(deployed, report)
     report.bn_left = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in deployed.modules())
     if channels_last:
         deployed = deployed.to(memory_format=torch.channels_last)
     if hasattr(model, "card"):  # cards are immutable: share the caller's
         deployed.card = model.card
     return deployed
+
+
+def _onednn_attr(act: nn.Module) -> tuple[str, list[float], str | None] | None:
+    """oneDNN's name, scalars and algorithm for an activation it applies inside a conv, or None."""
+    if type(act) is nn.ReLU:
+        return "relu", [], None
+    if type(act) in (nn.ReLU6, nn.Hardtanh):
+        return "hardtanh", [float(act.min_val), float(act.max_val)], None
+    if type(act) is nn.GELU:
+        return "gelu", [], act.approximate
+    names = {nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.SiLU: "swish", nn.Sigmoid: "sigmoid"}
+    return (names[type(act)], [], None) if type(act) in names else None
+
+
+class OneDNNConv2d(nn.Module):
+    """A 2-D conv with its weights pre-reordered for oneDNN and, optionally, the following activation fused
+    into the kernel (``torch.ops.mkldnn._convolution_pointwise``, the op inductor's CPU freezing emits).
+    Built by ``deploy(model, onednn=True)``; CPU float32 inference only."""
+
+    def __init__(self, conv: nn.Conv2d, act: nn.Module | None = None) -> None:
+        super().__init__()
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            raise ValueError("OneDNNConv2d takes convs with explicit zero padding")
+        self.padding, self.stride = list(conv.padding), list(conv.stride)
+        self.dilation, self.groups = list(conv.dilation), conv.groups
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.attr, self.scalars, self.algorithm = _onednn_attr(act) if act is not None else ("none", [], None)
+        # an opaque oneDNN tensor, so not a buffer: .to(), state_dict and memory formats do not apply to it
+        self.weight = torch.ops.mkldnn._reorder_convolution_weight(
+            conv.weight.detach().float(), self.padding, self.stride, self.dilation, self.groups
+        )
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or x.dtype != torch.float32:
+            raise RuntimeError(
+                f"OneDNNConv2d (deploy(onednn=True)) runs on CPU float32 inputs, got {x.dtype} on {x.device}; "
+                "deploy without onednn for other devices and dtypes"
+            )
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups,
+            self.attr, self.scalars, self.algorithm,
+        )  # fmt: skip
+
+    def extra_repr(self) -> str:
+        shape = f"{self.in_channels}, {self.out_channels}, stride={tuple(self.stride)}, groups={self.groups}"
+        return f"{shape}, {self.attr}"
+
+
+def onednn_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
+def use_onednn_convs(module: nn.Module, report: DeployReport | None = None) -> nn.Module:
+    """Rewrite 4, in place: every ``nn.Conv2d`` child becomes a :class:`OneDNNConv2d`; inside an
+    ``nn.Sequential`` an activation oneDNN can fuse that follows it (identity and dropout children between
+    skipped) moves into it and becomes ``nn.Identity``. Returns ``module``."""
+    if not onednn_available():
+        raise RuntimeError("this torch build has no oneDNN (mkldnn) CPU kernels: deploy without onednn")
+    report = report if report is not None else DeployReport()
+    names = list(module._modules)
+    for i, name in enumerate(names):
+        child = module._modules[name]
+        if type(child) is nn.Conv2d:
+            act_name = None
+            if isinstance(module, nn.Sequential):
+                rest = (n for n in names[i + 1 :] if not isinstance(module._modules[n], _NO_OPS_AT_INFERENCE))
+                act_name = next(rest, None)
+                if act_name is not None and _onednn_attr(module._modules[act_name]) is None:  # type: ignore[arg-type]
+                    act_name = None
+            module._modules[name] = OneDNNConv2d(child, module._modules[act_name] if act_name else None)
+            report.fused["OneDNNConv2d" + ("+act" if act_name else "")] += 1
+            if act_name:
+                module._modules[act_name] = nn.Identity()
+        elif child is not None:
+            use_onednn_convs(child, report)
+    return module

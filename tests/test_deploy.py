@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import compactnets as cn
-from compactnets.deploy import DeployReport, deploy, fold_batchnorm
+from compactnets.deploy import DeployReport, OneDNNConv2d, deploy, fold_batchnorm, onednn_available
 from compactnets.models.antnet import EnsembleANTBlock, FusedEnsembleANTBlock
 
 # MobileNetV2, e-ANTNet (softmax weights), SeesawNet (uneven groups), PydMobileNet (pyramid kernels),
@@ -50,14 +50,14 @@ def _size(name: str) -> int:
 TOLERANCE = {torch.float32: (1e-4, 1e-5), torch.float64: (1e-8, 1e-8)}  # rtol, atol as a fraction of max |y|
 
 
-def _check_outputs_equal(name: str, dtype: torch.dtype = torch.float32) -> DeployReport:
+def _check_outputs_equal(name: str, dtype: torch.dtype = torch.float32, onednn: bool = False) -> DeployReport:
     if name not in cn.list_models():
         pytest.skip(f"{name} is not registered")
     size = _size(name)
     model = _trained_like(name, size).to(dtype)
     x = torch.randn(2, 3, size, size, dtype=dtype)
     report = DeployReport()
-    deployed = deploy(model, report=report)
+    deployed = deploy(model, report=report, onednn=onednn)
     with torch.no_grad():
         expected, got = model(x), deployed(x)
     rtol, atol = TOLERANCE[dtype]
@@ -76,6 +76,41 @@ CASES = [(name, torch.float32) for name in REPRESENTATIVE] + [
 def test_deploy_keeps_outputs_equal(name: str, dtype: torch.dtype) -> None:
     report = _check_outputs_equal(name, dtype)
     assert report.bn_folded > 0
+
+
+needs_onednn = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN CPU kernels")
+
+
+@needs_onednn
+@pytest.mark.parametrize("name", REPRESENTATIVE)
+def test_onednn_deploy_keeps_outputs_equal(name: str) -> None:
+    report = _check_outputs_equal(name, torch.float32, onednn=True)
+    assert report.fused["OneDNNConv2d+act"] > 0
+
+
+@needs_onednn
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_onednn_conv_fuses_the_activation_that_follows(channels_last: bool) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Dropout(), nn.ReLU6(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8), nn.Hardswish(),
+        nn.Conv2d(8, 4, 1), nn.Flatten(),  # not an activation: the conv before stays unfused
+        nn.Sequential(nn.Unflatten(1, (4, 4, 4)), nn.Conv2d(4, 4, 1, bias=False), nn.SiLU()),  # nested
+    ).eval()  # fmt: skip
+    report = DeployReport()
+    deployed = deploy(model, channels_last=channels_last, report=report, onednn=True)
+    attrs = [m.attr for m in deployed.modules() if isinstance(m, OneDNNConv2d)]
+    assert attrs == ["hardtanh", "hardswish", "none", "swish"]
+    assert report.fused == {"OneDNNConv2d+act": 3, "OneDNNConv2d": 1}
+    assert isinstance(deployed[3], nn.Identity) and isinstance(deployed[5], nn.Identity)
+    x = torch.randn(2, 3, 8, 8)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(deployed(x), model(x), rtol=1e-4, atol=1e-5)
+    with pytest.raises(RuntimeError, match="CPU float32"):
+        deployed(x.double())
 
 
 def test_deploy_folds_every_bn_and_collapses_the_ensemble_weights() -> None:
@@ -189,3 +224,21 @@ def test_ensemble_fuse_after_bn_folding_scales_the_conv(dtype: torch.dtype) -> N
 @pytest.mark.parametrize("name", cn.list_models())
 def test_deploy_keeps_outputs_equal_for_every_model(name: str) -> None:
     _check_outputs_equal(name, torch.float64)
+
+
+@pytest.mark.slow
+@needs_onednn
+@pytest.mark.parametrize("name", cn.list_models())
+def test_onednn_deploy_keeps_outputs_equal_for_every_model(name: str) -> None:
+    """oneDNN kernels run in float32 only, and some random-weight nets amplify fp32 rounding (EfficientNet-B3's
+    logits reach 1e4): so the bound is the fp32 model's own rounding error, both measured against float64."""
+    size = _size(name)
+    model = _trained_like(name, size)
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    deployed = deploy(model, onednn=True)
+    with torch.no_grad():
+        got, fp32 = deployed(x).double(), model(x).double()
+        exact = model.double()(x.double())
+    scale = float(exact.abs().max())
+    rounding = float((fp32 - exact).abs().max()) / scale
+    assert float((got - exact).abs().max()) / scale <= 10 * rounding + 1e-6
