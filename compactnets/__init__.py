@@ -1,6 +1,7 @@
 """compactnets: resource-efficient CNNs for image classification, built, measured and compared by name."""
 
 from . import models  # noqa: F401  (registers every model)
+from .allocator import tune_malloc
 from .complexity import ProfileResult, profile
 from .deploy import deploy  # the function; the module stays importable as compactnets.deploy
 from .registry import ModelCard, UnknownModelError, create_model, list_models, model_card
@@ -19,4 +20,5 @@ __all__ = [
     "model_card",
     "profile",
     "scale_model",
+    "tune_malloc",
 ]

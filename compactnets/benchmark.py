@@ -1,4 +1,4 @@
-"""Latency and throughput: ``compactnets bench MODEL... [--runtime eager,compile,onnxruntime]``.
+"""Latency and throughput: ``compactnets bench MODEL... [--runtime eager,compile,onednn,onnxruntime]``.
 
 Each configuration (model x runtime x layout x deploy x batch size) is warmed up, then timed in
 rounds; within a batch size the rounds are interleaved (one run of every configuration per round, in a
@@ -37,11 +37,13 @@ import torch
 from torch import nn
 
 from ._table import format_table
+from .allocator import allocator
 from .complexity import profile
 from .deploy import deploy
 from .errors import UsageError
 
-RUNTIMES = ("eager", "compile", "onnxruntime")
+RUNTIMES = ("eager", "compile", "onednn", "onnxruntime")
+"""``onednn``: eager PyTorch on ``deploy(model, onednn=True)`` (prepacked CPU convs with fused activations)."""
 METHODS = ("median", "paper")
 PAPER_RUNS = 10
 """ANTNets Sec. 4.3: latency is the mean of 10 runs without the fastest and the slowest."""
@@ -83,19 +85,6 @@ def paper_mean(samples: Sequence[float]) -> float:
 
 
 # ----------------------------------------------------------------------------------------- environment
-def allocator() -> str:
-    """``jemalloc`` or ``tcmalloc`` when preloaded or mapped into this process, else ``glibc``."""
-    preload = os.environ.get("LD_PRELOAD", "")
-    try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        maps = ""
-    for name in ("jemalloc", "tcmalloc", "mimalloc"):
-        if name in preload or name in maps:
-            return name
-    return "glibc" if sys.platform.startswith("linux") else "default"
-
-
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -254,7 +243,9 @@ def make_runner(
         model = model.to(memory_format=torch.channels_last)
         example = example.contiguous(memory_format=torch.channels_last)
     sync = torch.cuda.synchronize if example.device.type == "cuda" else (lambda: None)
-    if runtime == "eager":
+    if runtime == "onednn" and example.device.type != "cpu":
+        raise UsageError("the onednn runtime runs on the CPU: use --device cpu")
+    if runtime in ("eager", "onednn"):
 
         def run_eager() -> Any:
             with torch.inference_mode():
@@ -504,9 +495,13 @@ def _run_benchmark(
                     if False in config.channels_last:
                         continue
                     layout = False
+                if runtime == "onednn" and not deployed:  # a deploy form: measured once, as deployed
+                    if True in config.deploy:
+                        continue
+                    deployed = True
                 name, model, size, counts = loaded[spec]
                 example = torch.randn(batch, *size, device=config.device)
-                net = deploy(model) if deployed else model
+                net = deploy(model, onednn=runtime == "onednn") if deployed else model
                 run = make_runner(net, runtime, example, layout, threads, workdir)
                 cases.append(Case(name, runtime, batch, size, layout, deployed, run, counts.macs,
                                   counts.params, counts.memory))  # fmt: skip
@@ -573,7 +568,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "bench", help="latency and throughput (eager, torch.compile, onnxruntime)",
+        "bench", help="latency and throughput (eager, torch.compile, oneDNN-fused eager, onnxruntime)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     p.add_argument("models", nargs="+", metavar="MODEL", help="registered names, run directories or checkpoints")

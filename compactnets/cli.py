@@ -13,6 +13,7 @@ import torch
 
 from . import __version__
 from ._table import format_table, human
+from .allocator import tune_malloc
 from .complexity import ProfileResult, parse_convention, profile
 from .errors import UsageError
 from .registry import UnknownModelError, create_model, list_models, model_card, parse_printed
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_malloc()  # glibc: keep freed tensor memory for reuse (COMPACTNETS_MALLOC_TUNING=0 turns it off)
     try:
         return int(args.func(args) or 0)
     except (UsageError, UnknownModelError, FileNotFoundError) as err:

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torchvision.transforms import v2
 
 from . import __version__
+from .allocator import allocator
 from .checkpoint import load_checkpoint, save_atomic
 from .data import SMALL_IMAGE_MAX, DataBundle, build_data
 from .errors import UsageError
@@ -230,10 +231,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 def environment(device: torch.device, info: DistInfo) -> dict[str, Any]:
     """What the numbers of a run depend on: versions, device, threads, allocator, git commit."""
-    maps = ""
-    with contextlib.suppress(OSError):
-        maps = Path("/proc/self/maps").read_text()
-    allocator = "jemalloc" if "jemalloc" in maps or "jemalloc" in os.environ.get("LD_PRELOAD", "") else "default"
     commit = ""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         commit = subprocess.run(
@@ -251,7 +248,7 @@ def environment(device: torch.device, info: DistInfo) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "world_size": info.world_size,
-        "allocator": allocator,
+        "allocator": allocator(),
         "git_commit": commit,
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "command": " ".join(sys.argv),
