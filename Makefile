@@ -3,8 +3,6 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# glibc page-faults every fresh large tensor; jemalloc (Debian's libjemalloc2) makes CPU training ~1.4x faster
-JEMALLOC := $(shell p=$$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -n1); [ -n "$$p" ] && echo LD_PRELOAD=$$p)
 
 .PHONY: setup quickstart test test-all lint format bench clean
 
@@ -19,7 +17,7 @@ setup: $(STAMP)
 # Trains a small model on the offline digits data (about a minute on 2 cores), evaluates, profiles, lists.
 quickstart: setup
 	rm -rf runs/quickstart
-	$(JEMALLOC) $(BIN)/compactnets train antnet_g2_cifar --data digits --epochs 4 --out runs/quickstart
+	$(BIN)/compactnets train antnet_g2_cifar --data digits --epochs 4 --out runs/quickstart
 	$(BIN)/compactnets eval runs/quickstart --data digits
 	$(BIN)/compactnets profile antnet_g2_cifar --convention paper
 	$(BIN)/compactnets list 'antnet*'

@@ -6,6 +6,7 @@ one interleaved run so background load hits them alike:
 
 - torchvision eager, NCHW and channels_last; ours eager, NCHW and channels_last
 - ours deployed (``compactnets.deploy``: BN folded, exact merges), channels_last
+- ours deployed with ``onednn=True`` (prepacked oneDNN convs with fused activations), channels_last
 - ours deployed + ``torch.compile`` with freezing (``--compile``; slow to compile)
 - torchvision and ours (deployed) in onnxruntime; ours int8 (static QDQ) in onnxruntime (``--int8``)
 
@@ -85,6 +86,7 @@ def compare(
         ("ours", "eager", False, False, make_runner(ours, "eager", x, False)),
         ("ours", "eager", True, False, make_runner(ours, "eager", x, True)),
         ("ours", "eager", True, True, make_runner(deployed, "eager", x, True)),
+        ("ours", "onednn", True, True, make_runner(cn.deploy(ours, onednn=True), "onednn", x, True)),
     ]
     if compile_:
         configs.append(("ours", "compile", True, True, make_runner(deployed, "compile", x, True)))
@@ -128,6 +130,7 @@ def summary_line(name: str, rows: list[BenchRow], best: bool = False) -> str:
     ours_nhwc = _find(rows, "ours", "eager", True, False)
     ours_dep = _find(rows, "ours", "eager", True, True)
     ours_comp = _find(rows, "ours", "compile", True, True)
+    ours_onednn = _find(rows, "ours", "onednn", True, True)
     tv_ort = _find(rows, "torchvision", "onnxruntime", False, False)
     ours_ort = _find(rows, "ours", "onnxruntime", False, True)
     ours_int8 = _find(rows, "ours", "onnxruntime-int8", False, True)
@@ -142,7 +145,7 @@ def summary_line(name: str, rows: list[BenchRow], best: bool = False) -> str:
     def of_peak(row: BenchRow) -> str:
         return f"{100 * 2 * row.macs * row.batch_size / (ms(row) * 1e-3) / 1e9 / row.gemm_peak_gflops:.0f}%"
 
-    native = min((r for r in (ours_dep, ours_comp) if r), key=ms)
+    native = min((r for r in (ours_dep, ours_onednn, ours_comp) if r), key=ms)
     cells = [
         f"`{name}`", ratio(ours_nchw, tv_nchw), ratio(ours_nhwc, tv_nhwc), ratio(ours_dep, ours_nhwc),
         f"{ratio(native, ours_nhwc)} ({native.runtime})", ratio(native, ours_ort), ratio(ours_ort, tv_ort),
@@ -161,6 +164,7 @@ def main() -> None:
     parser.add_argument("--compile", default="mobilenetv2_100", help="names to also run with torch.compile")
     parser.add_argument("--int8", default="mobilenetv2_100", help="names to also run int8 in onnxruntime")
     args = parser.parse_args()
+    cn.tune_malloc()  # what the compactnets command does: glibc keeps freed tensor memory
     torch.set_num_threads(args.threads)
     names = [n for n in args.models.split(",") if n in TORCHVISION and n in cn.list_models()]
     skipped = [n for n in args.models.split(",") if n not in names]
@@ -203,8 +207,9 @@ def main() -> None:
         "which come from one interleaved run per model, not the absolute times.",
         "",
         "Ratios of median latencies (< 1: the first is faster). *deployed* = `compactnets.deploy` (BN folded, "
-        "exact merges), channels_last; *native* = the faster of deployed eager and deployed + torch.compile "
-        "(freezing); ORT = onnxruntime; % of peak = achieved GFLOP/s (2 x MACs / time) over the fp32 GEMM rate "
+        "exact merges), channels_last; *native* = the fastest PyTorch path: deployed eager, deployed with "
+        "`onednn=True` (prepacked convs, fused activations; eager), or deployed + torch.compile (freezing); "
+        "ORT = onnxruntime; % of peak = achieved GFLOP/s (2 x MACs / time) over the fp32 GEMM rate "
         "measured in the same run.",
         "",
         *header,

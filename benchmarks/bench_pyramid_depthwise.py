@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from compactnets import tune_malloc
 from compactnets.layers import PyramidDepthwise
 
 RESULTS = Path(__file__).parent / "results"
@@ -123,6 +124,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=1.5, help="seconds per configuration for more runs")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
+    tune_malloc()  # what the compactnets command does: glibc keeps freed tensor memory
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()

@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
+    cn.tune_malloc()  # what the compactnets command does: glibc keeps freed tensor memory
     torch.set_num_threads(args.threads)
     rows = []
     for batch in (int(b) for b in args.batch_sizes.split(",")):

@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--report-only", action="store_true", help="rebuild the reports from results/zoo/latency.csv")
     args = parser.parse_args()
+    cn.tune_malloc()  # what the compactnets command does: glibc keeps freed tensor memory
     names = [n for n in ZOO if n in cn.list_models()]
     missing = sorted(set(ZOO) - set(names))
     runtimes = args.runtime.split(",")

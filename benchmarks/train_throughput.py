@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="alternating measurements per loop")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the plain loop")
     args = parser.parse_args()
+    cn.tune_malloc()  # what the compactnets command does: glibc keeps freed tensor memory
 
     tmp = None
     if args.data is None:
