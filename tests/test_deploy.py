@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -111,6 +113,9 @@ def test_onednn_conv_fuses_the_activation_that_follows(channels_last: bool) -> N
         torch.testing.assert_close(deployed(x), model(x), rtol=1e-4, atol=1e-5)
     with pytest.raises(RuntimeError, match="CPU float32"):
         deployed(x.double())
+    copied = copy.deepcopy(deployed)  # after use: the packed weights are not copied but packed again
+    with torch.no_grad():
+        torch.testing.assert_close(copied(x), deployed(x))
 
 
 def test_deploy_folds_every_bn_and_collapses_the_ensemble_weights() -> None:
