@@ -17,10 +17,11 @@ Four kinds of exact rewrite (the fourth opt-in), applied to a copy of the model 
 3. **Layout.** ``channels_last=True`` stores weights NHWC, which depthwise convs need to be fast on CPUs
    (PERFORMANCE.md: NCHW depthwise is 2.2-6.6x slower). Feed NHWC inputs too.
 4. **CPU kernels** (``onednn=True``, opt-in). Every 2-D conv becomes :class:`OneDNNConv2d`: its weights
-   reordered once into oneDNN's blocked layout and the activation that follows it (ReLU, ReLU6, h-swish,
-   swish, ...) applied inside the conv kernel, as inductor's freezing and onnxruntime do, instead of a second
-   pass over the output. The same arithmetic; the result runs only on the CPU in float32 and does not
-   export, so ``export`` leaves it off and ``bench --runtime onednn`` measures it.
+   reordered into oneDNN's blocked layout for each input shape on first use, and the activation that follows
+   it (ReLU, ReLU6, h-swish, swish, ...) applied inside the conv kernel, as inductor's freezing and
+   onnxruntime do, instead of a second pass over the output. The same arithmetic; the result runs only on
+   the CPU in float32 and does not export, so ``export`` leaves it off and ``bench --runtime onednn``
+   measures it.
 
 Rewrites 1 and 2 change the parameters (no more BN statistics; fewer tensors), so a deployed model is
 for inference only and its ``state_dict`` no longer loads into the original architecture.
@@ -234,6 +235,7 @@ class OneDNNConv2d(nn.Module):
 
 
 def onednn_available() -> bool:
+    """True if this torch build has the oneDNN CPU ops that :class:`OneDNNConv2d` calls."""
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 
 

@@ -132,6 +132,14 @@ def _coremltools() -> Any:
     return coremltools
 
 
+def require_coreml_runtime() -> None:
+    """Core ML packages run only on macOS: fail clearly elsewhere instead of deep inside coremltools."""
+    import platform
+
+    if platform.system() != "Darwin":
+        raise UsageError("Core ML packages run only on macOS: --check cannot run them here; export without --check")
+
+
 def export_coreml(
     model: nn.Module,
     path: str | Path,
@@ -203,10 +211,7 @@ def check_export(
     passes if |diff| <= atol + rtol |reference|."""
     path = Path(path)
     if path.suffix == ".mlpackage":
-        import platform
-
-        if platform.system() != "Darwin":
-            raise UsageError(f"{path.name}: Core ML packages run only on macOS; --check cannot run them here")
+        require_coreml_runtime()
         package = _coremltools().models.MLModel(str(path))
 
         def run(x: torch.Tensor) -> torch.Tensor:
@@ -373,13 +378,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"--out for --format {args.format} must end in {suffix} (got {out.name})")
     if args.int8 and args.format != "onnx":
         raise UsageError("--int8 quantizes ONNX files: add --format onnx")
-    if args.format == "coreml" and (args.check or args.dynamic_batch):
-        import platform
-
-        if args.dynamic_batch:
-            raise UsageError("--dynamic-batch is not supported for --format coreml (the package has a fixed shape)")
-        if platform.system() != "Darwin":
-            raise UsageError("--check runs Core ML packages, which needs macOS; export without --check here")
+    if args.format == "coreml" and args.dynamic_batch:
+        raise UsageError("--dynamic-batch is not supported for --format coreml (the package has a fixed shape)")
+    if args.format == "coreml" and args.check:
+        require_coreml_runtime()  # before the export, not after it
     name, model, size = resolve_model(args.model)
     size = _parse_input_size(args.input_size) or size
     exported = model if args.no_deploy else deploy(model)
