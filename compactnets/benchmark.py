@@ -41,6 +41,7 @@ from .allocator import allocator
 from .complexity import profile
 from .deploy import deploy
 from .errors import UsageError
+from .machine import cpu_name
 
 RUNTIMES = ("eager", "compile", "onednn", "onnxruntime")
 """``onednn``: eager PyTorch on ``deploy(model, onednn=True)`` (prepacked CPU convs with fused activations)."""
@@ -85,16 +86,6 @@ def paper_mean(samples: Sequence[float]) -> float:
 
 
 # ----------------------------------------------------------------------------------------- environment
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
     """What the numbers depend on: device, threads, versions, allocator, load average."""
     import torchvision

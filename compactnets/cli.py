@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "compactnets.benchmark",
     "compactnets.export",
     "compactnets.report",
+    "compactnets.weights_cli",
 )
 
 

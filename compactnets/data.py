@@ -165,7 +165,12 @@ def build_transforms(
     return v2.Compose(ops)
 
 
-def _image_folder(path: Path, input_size: tuple[int, int, int] | None, augment: str) -> DataBundle:
+Norm = tuple[Sequence[float], Sequence[float]]
+
+
+def _image_folder(
+    path: Path, input_size: tuple[int, int, int] | None, augment: str, norm: Norm | None = None
+) -> DataBundle:
     from torchvision.datasets import ImageFolder
 
     train_dir = path / "train"
@@ -185,6 +190,7 @@ def _image_folder(path: Path, input_size: tuple[int, int, int] | None, augment: 
     native = max(first_image.size)
     size = input_size or ((3, native, native) if native <= SMALL_IMAGE_MAX else (3, 224, 224))
     mean, std = (CIFAR10_MEAN, CIFAR10_STD) if size[1] <= SMALL_IMAGE_MAX else (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = (tuple(norm[0]), tuple(norm[1])) if norm else (mean, std)
     train_set.transform = build_transforms(size, mean, std, True, augment, native)
     val_set.transform = build_transforms(size, mean, std, False, augment, native)
     return DataBundle(path.name, train_set, val_set, list(train_set.classes), size, mean, std)
@@ -196,8 +202,10 @@ def build_data(
     download: bool = False,
     input_size: tuple[int, int, int] | None = None,
     augment: str = "auto",
+    norm: Norm | None = None,
 ) -> DataBundle:
-    """``data`` is ``cifar10``, ``cifar100``, ``digits`` or a path to an image folder."""
+    """``data`` is ``cifar10``, ``cifar100``, ``digits`` or a path to an image folder; ``norm`` (mean, std)
+    replaces the source's normalisation (pretrained weights bring their own)."""
     if data in _CIFAR or data == "digits":
         if data == "digits":
             train_x, train_y, classes = load_digits_images(True)
@@ -207,6 +215,7 @@ def build_data(
             train_x, train_y, classes = load_cifar(data, data_dir, True, download)
             val_x, val_y, _ = load_cifar(data, data_dir, False, download)
             mean, std = (CIFAR10_MEAN, CIFAR10_STD) if data == "cifar10" else (CIFAR100_MEAN, CIFAR100_STD)
+        mean, std = (tuple(norm[0]), tuple(norm[1])) if norm else (mean, std)
         size = input_size or (3, 32, 32)
         train = TensorImageDataset(train_x, train_y, classes, build_transforms(size, mean, std, True, augment, 32))
         val = TensorImageDataset(val_x, val_y, classes, build_transforms(size, mean, std, False, augment, 32))
@@ -217,4 +226,4 @@ def build_data(
             f"unknown data set {data!r}: use cifar10, cifar100, digits (offline, no download) or the path of an "
             "image folder with train/<class>/ and val/<class>/ (or test/)"
         )
-    return _image_folder(path, input_size, augment)
+    return _image_folder(path, input_size, augment, norm)

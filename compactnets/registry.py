@@ -135,8 +135,13 @@ def _entry(name: str) -> _Entry:
     raise UnknownModelError(f"unknown model {name!r}{hint} (`compactnets list` shows all {len(_REGISTRY)} names)")
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered names matching a shell-style wildcard (``"antnet*"``), sorted."""
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Registered names matching a shell-style wildcard (``"antnet*"``), sorted; with ``pretrained``, the
+    ``NAME.TAG`` of every published weights entry instead (timm's convention)."""
+    if pretrained:
+        from .weights import list_pretrained
+
+        return list_pretrained(pattern)
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
 
 
@@ -148,31 +153,45 @@ def model_card(name: str) -> ModelCard:
 def create_model(
     name: str,
     num_classes: int | None = None,
-    pretrained: bool = False,
+    pretrained: bool | str = False,
     width: float | None = None,
     depth: float | None = None,
+    checkpoint_path: str | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a registered model by name (timm style).
 
-    ``num_classes`` defaults to the card's; ``width`` and ``depth`` are aliases of the builder's
-    ``width_mult`` and ``depth_mult`` (what ``compactnets scale`` picks);
-    other keyword arguments go to the model's constructor. The card is attached as ``model.card``.
+    ``num_classes`` defaults to the card's (or the weights'); ``width`` and ``depth`` are aliases of the
+    builder's ``width_mult`` and ``depth_mult`` (what ``compactnets scale`` picks); other keyword arguments go
+    to the model's constructor. ``pretrained=True`` (or a tag, or a name ``NAME.TAG``) loads published weights,
+    verified by sha256, and sets ``model.pretrained_cfg``; a different ``num_classes`` then replaces the
+    classifier. ``checkpoint_path`` loads the user's own weights (safetensors, state_dict or compactnets
+    checkpoint). The card is attached as ``model.card``.
     """
+    from . import weights as w
+
+    name, tag = w.split_tag(name)
     entry = _entry(name)
-    if pretrained:
-        raise ValueError(
-            f"no pretrained weights are published for {name!r}: compactnets trains its own "
-            "(see `compactnets train`) and loads checkpoints from a run directory"
-        )
+    chosen = w.get_weights(name, tag or pretrained) if (tag or pretrained) and not checkpoint_path else None
     if width is not None:
         kwargs["width_mult"] = width
     if depth is not None:
         kwargs["depth_mult"] = depth
-    kwargs["num_classes"] = entry.card.num_classes if num_classes is None else num_classes
+    if chosen is not None:
+        kwargs = {**chosen.model_kwargs, **kwargs}
+    default_classes = chosen.num_classes if chosen is not None else entry.card.num_classes
+    kwargs["num_classes"] = default_classes if (num_classes is None or chosen is not None) else num_classes
     try:
         model = entry.builder(**kwargs)
     except TypeError as err:
         raise TypeError(f"{name}: {err}") from None
+    if chosen is not None:
+        w.load_weights(model, w.read_state_dict(w.weights_file(chosen)), chosen.name)
+        model.pretrained_cfg = w.pretrained_cfg(chosen)
+        if num_classes is not None and num_classes != chosen.num_classes:
+            model.reset_classifier(num_classes)
+            model.pretrained_cfg["num_classes"] = num_classes
+    elif checkpoint_path:
+        w.load_weights(model, w.read_state_dict(checkpoint_path), name)
     model.card = entry.card
     return model

@@ -100,8 +100,9 @@ def _float(value: Any) -> float | None:
 def read_run(path: str | Path) -> dict[str, Any]:
     """Model, data set and accuracy of a run directory, read defensively.
 
-    ``eval.json`` wins; otherwise the epoch with the best ``val_top1`` in ``metrics.csv`` (its top-5
-    beside it). Missing or malformed files give ``None`` values and a note, not an error.
+    ``eval.json`` wins (its ``data``, where given, names the data set a folder path stands for); otherwise the
+    final epoch's ``val_top1`` in ``metrics.csv`` (the headline a run earns; the best epoch is kept as
+    ``best_top1``). Missing or malformed files give ``None`` values and a note, not an error.
     """
     path = Path(path)
     notes: list[str] = []
@@ -122,17 +123,20 @@ def read_run(path: str | Path) -> dict[str, Any]:
         except (OSError, csv.Error) as err:
             notes.append(f"metrics.csv unreadable ({err})")
     epochs = [e for e in (_float(r.get("epoch")) for r in rows) if e is not None]
-    record["epochs"] = int(max(epochs)) + 1 if epochs else None
+    record["epochs"] = int(max(epochs)) if epochs else None  # the column counts from 1
     scored = [(t, r) for r in rows if (t := _float(r.get("val_top1"))) is not None]
     if scored:
-        best, best_row = max(scored, key=lambda item: item[0])
-        record["top1"], record["top5"] = best, _float(best_row.get("val_top5"))
+        final, final_row = scored[-1]
+        record["top1"], record["top5"] = final, _float(final_row.get("val_top5"))
+        record["best_top1"] = max(t for t, _ in scored)
     eval_path = path / "eval.json"
     if eval_path.is_file():
         try:
             evaluation = json.loads(eval_path.read_text())
             if _float(evaluation.get("top1")) is not None:
                 record["top1"], record["top5"] = _float(evaluation.get("top1")), _float(evaluation.get("top5"))
+            if isinstance(evaluation.get("data"), str) and _normalise_data(evaluation["data"]) in _DATA_LABELS:
+                record["data"] = evaluation["data"]
         except (OSError, json.JSONDecodeError, AttributeError) as err:
             notes.append(f"eval.json unreadable ({err})")
     if record["top1"] is None:
@@ -286,7 +290,7 @@ def markdown(entries: Sequence[Entry], plots: Sequence[str], latency_note: str, 
         "",
         f"Command: `{command}`",
         "",
-        "Top-1 in percent. **measured** = our training runs (best epoch, or eval.json); *paper* = the number the "
+        "Top-1 in percent. **measured** = our training runs (final epoch, or eval.json); *paper* = the number the "
         "paper prints for that data set (from the model card, CIFAR errors as 100 - error). Params and MACs "
         "(conv + linear multiply-accumulates) are counted by `compactnets profile`; memory is the ShuffleNet V2 "
         "guideline-1 traffic (activations read + written + weights, fp32, per image) of the model as defined "

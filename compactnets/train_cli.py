@@ -71,7 +71,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     if result.stopped_early:
         return 130 if not cfg.time_limit else 0
-    print(f"done: best val top-1 {result.best_top1:.2f}% -> {result.out}")
+    final = result.last.get("val_top1")
+    headline = (
+        f"final val top-1 {final:.2f}% (best epoch {result.best_top1:.2f}%)"
+        if final is not None
+        else (f"best val top-1 {result.best_top1:.2f}%")
+    )
+    print(f"done: {cfg.model} on {cfg.data}, {cfg.epochs} epochs: {headline} -> {result.out}")
     return 0
 
 
@@ -83,16 +89,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     size = (3, args.input_size, args.input_size) if args.input_size else None
     target = Path(args.target)
-    if size is None and (target.is_dir() or target.is_file()):
+    norm = None
+    weights = _weights_of(args.target, args.pretrained)
+    if weights is not None:  # published weights bring their own preprocessing
+        size = size or tuple(weights.pretrained_cfg["input_size"])  # type: ignore[assignment]
+        norm = (weights.pretrained_cfg["mean"], weights.pretrained_cfg["std"])
+    elif size is None and (target.is_dir() or target.is_file()):
         from .checkpoint import load_checkpoint
 
         size = tuple(load_checkpoint(target).get("input_size") or ()) or None  # type: ignore[assignment]
-    data = build_data(args.data, args.data_dir, args.download, size, "none")
+    data = build_data(args.data, args.data_dir, args.download, size, "none", norm)
     device = pick_device(args.device, DistInfo())
-    _, result = eval_checkpoint_or_model(args.target, data, args.batch_size, device, args.channels_last)
+    _, result = eval_checkpoint_or_model(
+        args.target, data, args.batch_size, device, args.channels_last, pretrained=args.pretrained
+    )
     record = {
-        "target": args.target,
+        "target": weights.name if weights is not None else args.target,
         "data": args.data,
+        **({"weights_sha256": weights.sha256} if weights is not None else {}),
         **result.to_dict(),
         "device": str(device),
         "threads": torch.get_num_threads(),
@@ -107,6 +121,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f"top-5 {result.top5:.2f}%  loss {result.loss:.4f}  {result.images_per_s:.0f} img/s"
         )
     return 0
+
+
+def _weights_of(target: str, pretrained: bool) -> Any:
+    """The weights entry an eval target names (``NAME.TAG``, or ``NAME`` with --pretrained), else None."""
+    from .registry import list_models
+    from .weights import get_weights, split_tag
+
+    name, tag = split_tag(target)
+    if name not in list_models() or not (tag or pretrained):
+        return None
+    return get_weights(name, tag or True)
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
@@ -128,7 +153,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint, run directory or fresh model on a data set")
-    p.add_argument("target", help="run directory, checkpoint file, or registered model name")
+    p.add_argument("target", help="run directory, checkpoint file, NAME.TAG (published weights) or model name")
+    p.add_argument("--pretrained", action="store_true", help="NAME: evaluate its default published weights")
     p.add_argument("--data", default="digits", help="cifar10, cifar100, digits or an image-folder path")
     p.add_argument("--data-dir", default="data", help="where CIFAR lives (default: ./data)")
     p.add_argument("--download", action="store_true", help="download CIFAR if missing (needs a network)")

@@ -26,7 +26,7 @@ def _run_dir(
     with (run / "metrics.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["epoch", "lr", "train_loss", "val_loss", "val_top1", "val_top5"])
-        for epoch, top1 in enumerate(val_top1):
+        for epoch, top1 in enumerate(val_top1, start=1):  # the trainer counts epochs from 1
             writer.writerow([epoch, 0.1, 2.0, 1.5, top1, min(100.0, top1 + 20)])
     if eval_top1 is not None:
         (run / "eval.json").write_text(json.dumps({"top1": eval_top1, "top5": 99.0}))
@@ -44,14 +44,17 @@ def _bench_csv(path: Path, latencies: dict[str, float]) -> Path:
     return path
 
 
-def test_read_run_takes_the_best_epoch_and_prefers_eval_json(tmp_path: Path) -> None:
+def test_read_run_takes_the_final_epoch_and_prefers_eval_json(tmp_path: Path) -> None:
     run = _run_dir(tmp_path, "a", "antnet_g2_cifar", "cifar100", [10.0, 42.5, 40.0])
     record = rp.read_run(run)
     assert (record["model"], record["data"], record["top1"], record["top5"], record["epochs"]) == (
-        "antnet_g2_cifar", "cifar100", 42.5, 62.5, 3
+        "antnet_g2_cifar", "cifar100", 40.0, 60.0, 3
     )  # fmt: skip
-    run = _run_dir(tmp_path, "b", "antnet_g2_cifar", "cifar100", [10.0], eval_top1=55.25)
-    assert rp.read_run(run)["top1"] == 55.25
+    assert record["best_top1"] == 42.5  # kept, labelled as the best epoch's
+    run = _run_dir(tmp_path, "b", "antnet_g2_cifar", "/data/c100-folder", [10.0], eval_top1=55.25)
+    (run / "eval.json").write_text(json.dumps({"top1": 55.25, "top5": 99.0, "data": "cifar100"}))
+    record = rp.read_run(run)
+    assert (record["top1"], record["data"]) == (55.25, "cifar100")  # eval.json names what a folder path holds
 
 
 def test_read_run_is_defensive(tmp_path: Path) -> None:
@@ -84,7 +87,7 @@ def test_pareto_front_and_rank_correlation() -> None:
 
 def test_report_writes_tables_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("matplotlib")
-    run = _run_dir(tmp_path / "runs", "g2", "antnet_g2_cifar", "cifar100", [30.0, 61.5, 60.0])
+    run = _run_dir(tmp_path / "runs", "g2", "antnet_g2_cifar", "cifar100", [30.0, 60.0, 61.5])  # final epoch: 61.5
     bench = _bench_csv(tmp_path / "bench.csv", {"antnet_g2_cifar": 8.0, "mobilenetv2_cifar": 6.0,
                                                 "antnet_g1_cifar": 9.0})  # fmt: skip
     out = tmp_path / "report"

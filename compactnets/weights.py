@@ -1,0 +1,264 @@
+"""Pretrained weights by tag: a registry of entries (data), verified files, and the preprocessing they expect.
+
+An entry ``NAME.TAG`` (e.g. ``pydmobilenet_add_29_050_cifar.cn_c10``) names a safetensors file, its full
+sha256, where it comes from, the classes and preprocessing it expects (timm's ``pretrained_cfg`` keys) and
+what its publisher measured with it. The entries compactnets trains and ships live in the package folder
+``compactnets/pretrained/`` as ``NAME.TAG.json`` beside ``NAME.TAG.safetensors``: adding weights adds files, not
+code. Every file is checked against its sha256 before its first use in a process.
+
+Where a file is looked for, in order: ``checkpoint_path`` (no hash: the user's own file), the folder
+``COMPACTNETS_WEIGHTS_DIR``, the package folder.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import WeightsError
+
+PACKAGE_DIR = Path(__file__).with_name("pretrained")
+ENV_DIR = "COMPACTNETS_WEIGHTS_DIR"
+REFERENCE_SEED = 0  # reference_input(): the input whose logits every entry records
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One set of published weights for one registered model."""
+
+    model: str
+    tag: str
+    file: str
+    sha256: str
+    classes: tuple[str, ...]
+    pretrained_cfg: Mapping[str, Any]  # timm's keys: input_size, interpolation, crop_pct, mean, std, num_classes
+    metrics: Mapping[str, Any]  # what the publisher measured: data, split, top1, top5, command
+    source: str = "compactnets"
+    license: str = "MIT"
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    training: Mapping[str, Any] = field(default_factory=dict)  # recipe, epochs, run records, machine
+    reference_logits: tuple[tuple[float, ...], ...] = ()  # logits for reference_input(), checked by the tests
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}.{self.tag}"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "tag": self.tag,
+            "file": self.file,
+            "sha256": self.sha256,
+            "classes": list(self.classes),
+            "pretrained_cfg": dict(self.pretrained_cfg),
+            "metrics": dict(self.metrics),
+            "source": self.source,
+            "license": self.license,
+            "model_kwargs": dict(self.model_kwargs),
+            "training": dict(self.training),
+            "reference_logits": [list(row) for row in self.reference_logits],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WeightsEntry:
+        values = dict(data)
+        values["classes"] = tuple(values["classes"])
+        values["reference_logits"] = tuple(tuple(row) for row in values.get("reference_logits", ()))
+        return cls(**values)
+
+
+def reference_input(entry: WeightsEntry, batch: int = 2) -> torch.Tensor:
+    """A fixed normalised-scale input (seeded) at the entry's input size, for logit checks."""
+    generator = torch.Generator().manual_seed(REFERENCE_SEED)
+    return torch.randn(batch, *entry.pretrained_cfg["input_size"], generator=generator)
+
+
+@cache
+def _entries() -> dict[str, WeightsEntry]:
+    entries = {}
+    for manifest in sorted(PACKAGE_DIR.glob("*.json")):
+        entry = WeightsEntry.from_dict(json.loads(manifest.read_text()))
+        entries[entry.name] = entry
+    return entries
+
+
+def list_pretrained(pattern: str = "*") -> list[str]:
+    """``NAME.TAG`` of every weights entry whose name or model matches a shell-style wildcard."""
+    return sorted(
+        n for n, e in _entries().items() if fnmatch.fnmatchcase(n, pattern) or fnmatch.fnmatchcase(e.model, pattern)
+    )
+
+
+def split_tag(name: str) -> tuple[str, str | None]:
+    """``"NAME.TAG"`` -> (NAME, TAG); a plain name -> (name, None)."""
+    model, sep, tag = name.partition(".")
+    return model, (tag if sep else None)
+
+
+def get_weights(model: str, tag: str | bool = True) -> WeightsEntry:
+    """The entry ``model.tag``; ``tag=True`` takes the model's first (default) tag. One-line errors."""
+    tags = sorted(e.tag for e in _entries().values() if e.model == model)
+    if not tags:
+        published = ", ".join(sorted({e.model for e in _entries().values()})) or "none"
+        raise WeightsError(
+            f"no pretrained weights are published for {model!r} (models with weights: {published}); "
+            "train your own with `compactnets train`, or pass checkpoint_path="
+        )
+    chosen = tags[0] if tag is True else str(tag)
+    if chosen not in tags:
+        raise WeightsError(f"{model} has no weights tagged {chosen!r}; its tags: {', '.join(tags)}")
+    return _entries()[f"{model}.{chosen}"]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files whose hash matched in this process
+
+
+def weights_file(entry: WeightsEntry, verify: bool = True) -> Path:
+    """The entry's file, from ``COMPACTNETS_WEIGHTS_DIR`` or the package, checked against its sha256."""
+    folders = [Path(os.environ[ENV_DIR]).expanduser()] if os.environ.get(ENV_DIR) else []
+    folders.append(PACKAGE_DIR)
+    path = next((f / entry.file for f in folders if (f / entry.file).is_file()), None)
+    if path is None:
+        looked = ", ".join(str(f) for f in folders)
+        raise WeightsError(f"weights file {entry.file} for {entry.name} not found (looked in {looked}); reinstall "
+                         f"compactnets or put the file in ${ENV_DIR}")  # fmt: skip
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if verify and key not in _VERIFIED:
+        actual = sha256_of(path)
+        if actual != entry.sha256:
+            raise WeightsError(
+                f"{path} is corrupt or not the published file for {entry.name} (sha256 {actual[:16]}..., expected "
+                f"{entry.sha256[:16]}...); delete it and reinstall compactnets or fetch the file again"
+            )
+        _VERIFIED.add(key)
+    return path
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file, a compactnets checkpoint or run directory, or a plain state_dict file."""
+    path = Path(path).expanduser()
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        path = path / "model.safetensors"
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        if not path.is_file():
+            raise WeightsError(f"weights file {path} not found")
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise WeightsError(f"{path} is not a readable safetensors file ({err})") from None
+    from .checkpoint import load_checkpoint
+
+    if path.is_dir():
+        return load_checkpoint(path)["state_dict"]
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"weights file {path} not found") from None
+    except Exception as err:  # torch raises many types for foreign files
+        raise WeightsError(f"{path} is not a readable weights file ({str(err).splitlines()[0]})") from None
+    if isinstance(data, dict) and "state_dict" in data:
+        data = data["state_dict"]
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise WeightsError(f"{path} holds no state_dict of tensors")
+    return data
+
+
+def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], name: str) -> nn.Module:
+    """Load ``state_dict`` into ``model``: every tensor must fit (``num_batches_tracked`` may be absent);
+    otherwise one line says how many do not."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state_dict if k not in own]
+    reshaped = [k for k in state_dict if k in own and own[k].shape != state_dict[k].shape]
+    if missing or unexpected or reshaped:
+        first = next(iter(missing + unexpected + reshaped))
+        raise WeightsError(
+            f"the weights do not fit {name}: {len(missing)} tensors missing, {len(unexpected)} unexpected, "
+            f"{len(reshaped)} of another shape (first: {first}); are they for another model or class count?"
+        )
+    model.load_state_dict(state_dict, strict=False)
+    return model
+
+
+def pretrained_cfg(entry: WeightsEntry) -> dict[str, Any]:
+    """timm's ``pretrained_cfg`` for a model built with these weights."""
+    return {**entry.pretrained_cfg, "num_classes": entry.num_classes, "tag": entry.tag, "hf_hub_id": None}
+
+
+def final_state_dict(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The final weights of a finished run (the EMA's where the run kept one) and the checkpoint's metadata."""
+    from .checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(run_dir, prefer="last")
+    epochs = checkpoint["config"]["epochs"]
+    if checkpoint["epoch"] != epochs or checkpoint["step_in_epoch"]:
+        raise WeightsError(f"{run_dir} has not finished (epoch {checkpoint['epoch']} of {epochs}); resume it first")
+    state = checkpoint["state_dict"]
+    if checkpoint.get("ema_state_dict"):  # AveragedModel: module.<key>, plus its counter
+        state = {k.removeprefix("module."): v for k, v in checkpoint["ema_state_dict"].items() if k != "n_averaged"}
+    return {k: v.contiguous() for k, v in state.items()}, checkpoint
+
+
+def publish_run(run_dir: str | Path, tag: str, out_dir: str | Path = PACKAGE_DIR, **extra: Any) -> WeightsEntry:
+    """Write a finished run's final weights as ``NAME.TAG.safetensors`` and its entry as ``NAME.TAG.json`` in
+    ``out_dir``, with the reference logits the tests check; ``extra`` fills the entry's other fields
+    (``metrics``, ``training``, ``license``)."""
+    from safetensors.torch import save_file
+
+    state, checkpoint = final_state_dict(run_dir)
+    model_name, out_dir = checkpoint["model"], Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    file = f"{model_name}.{tag}.safetensors"
+    save_file(state, str(out_dir / file), metadata={"model": model_name, "tag": tag})
+    entry = WeightsEntry(
+        model=model_name,
+        tag=tag,
+        file=file,
+        sha256=sha256_of(out_dir / file),
+        classes=tuple(checkpoint["classes"]),
+        pretrained_cfg={
+            "input_size": list(checkpoint["input_size"]),
+            "interpolation": "bilinear",
+            "crop_pct": 1.0,
+            "mean": list(checkpoint["mean"]),
+            "std": list(checkpoint["std"]),
+        },
+        model_kwargs={k: v for k, v in checkpoint.get("model_kwargs", {}).items() if k != "num_classes"},
+        **{"metrics": {}, **extra},
+    )
+    from .registry import create_model
+
+    model = create_model(model_name, num_classes=entry.num_classes, **entry.model_kwargs)
+    load_weights(model, state, entry.name)
+    with torch.no_grad():
+        logits = model.eval()(reference_input(entry))
+    entry = WeightsEntry.from_dict(entry.to_dict() | {"reference_logits": logits.tolist()})
+    (out_dir / f"{entry.name}.json").write_text(json.dumps(entry.to_dict(), indent=1) + "\n")
+    _entries.cache_clear()
+    return entry
