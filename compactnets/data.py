@@ -8,7 +8,7 @@ ImageNet style (random-resized crop, flip; eval resize to 1/0.875 and centre cro
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,8 +143,14 @@ def build_transforms(
     train: bool,
     augment: str = "auto",
     native_size: int | None = None,
+    resize_size: int | None = None,
+    interpolation: str = "bilinear",
 ) -> v2.Compose:
-    """The paper-standard pipelines. ``augment``: auto (by input size), cifar, imagenet or none."""
+    """The paper-standard pipelines. ``augment``: auto (by input size), cifar, imagenet or none.
+
+    ImageNet-style evaluation resizes the shorter side to ``resize_size`` (default: size / 0.875) with
+    ``interpolation`` and crops the centre, as the weights' publisher did (their ``pretrained_cfg``).
+    """
     size = input_size[1]
     style = augment if augment != "auto" else ("cifar" if size <= SMALL_IMAGE_MAX else "imagenet")
     if style not in ("cifar", "imagenet", "none"):
@@ -154,7 +160,8 @@ def build_transforms(
         if train:
             ops += [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
         else:
-            ops += [v2.Resize(round(size / 0.875), antialias=True), v2.CenterCrop(size)]
+            mode = v2.InterpolationMode(interpolation)
+            ops += [v2.Resize(resize_size or round(size / 0.875), mode, antialias=True), v2.CenterCrop(size)]
     else:
         if native_size != size:
             ops.append(v2.Resize(size, antialias=True))
@@ -165,11 +172,8 @@ def build_transforms(
     return v2.Compose(ops)
 
 
-Norm = tuple[Sequence[float], Sequence[float]]
-
-
 def _image_folder(
-    path: Path, input_size: tuple[int, int, int] | None, augment: str, norm: Norm | None = None
+    path: Path, input_size: tuple[int, int, int] | None, augment: str, cfg: Mapping[str, Any] | None = None
 ) -> DataBundle:
     from torchvision.datasets import ImageFolder
 
@@ -190,9 +194,12 @@ def _image_folder(
     native = max(first_image.size)
     size = input_size or ((3, native, native) if native <= SMALL_IMAGE_MAX else (3, 224, 224))
     mean, std = (CIFAR10_MEAN, CIFAR10_STD) if size[1] <= SMALL_IMAGE_MAX else (IMAGENET_MEAN, IMAGENET_STD)
-    mean, std = (tuple(norm[0]), tuple(norm[1])) if norm else (mean, std)
+    mean, std = (tuple(cfg["mean"]), tuple(cfg["std"])) if cfg else (mean, std)
+    resize = (
+        {"resize_size": cfg.get("resize_size"), "interpolation": cfg.get("interpolation", "bilinear")} if cfg else {}
+    )
     train_set.transform = build_transforms(size, mean, std, True, augment, native)
-    val_set.transform = build_transforms(size, mean, std, False, augment, native)
+    val_set.transform = build_transforms(size, mean, std, False, augment, native, **resize)
     return DataBundle(path.name, train_set, val_set, list(train_set.classes), size, mean, std)
 
 
@@ -202,10 +209,11 @@ def build_data(
     download: bool = False,
     input_size: tuple[int, int, int] | None = None,
     augment: str = "auto",
-    norm: Norm | None = None,
+    pretrained_cfg: Mapping[str, Any] | None = None,
 ) -> DataBundle:
-    """``data`` is ``cifar10``, ``cifar100``, ``digits`` or a path to an image folder; ``norm`` (mean, std)
-    replaces the source's normalisation (pretrained weights bring their own)."""
+    """``data`` is ``cifar10``, ``cifar100``, ``digits`` or a path to an image folder; a ``pretrained_cfg``
+    (timm's keys: mean, std, resize_size, interpolation) replaces the source's evaluation preprocessing, since
+    published weights bring their own."""
     if data in _CIFAR or data == "digits":
         if data == "digits":
             train_x, train_y, classes = load_digits_images(True)
@@ -215,7 +223,8 @@ def build_data(
             train_x, train_y, classes = load_cifar(data, data_dir, True, download)
             val_x, val_y, _ = load_cifar(data, data_dir, False, download)
             mean, std = (CIFAR10_MEAN, CIFAR10_STD) if data == "cifar10" else (CIFAR100_MEAN, CIFAR100_STD)
-        mean, std = (tuple(norm[0]), tuple(norm[1])) if norm else (mean, std)
+        cfg = pretrained_cfg
+        mean, std = (tuple(cfg["mean"]), tuple(cfg["std"])) if cfg else (mean, std)
         size = input_size or (3, 32, 32)
         train = TensorImageDataset(train_x, train_y, classes, build_transforms(size, mean, std, True, augment, 32))
         val = TensorImageDataset(val_x, val_y, classes, build_transforms(size, mean, std, False, augment, 32))
@@ -226,4 +235,4 @@ def build_data(
             f"unknown data set {data!r}: use cifar10, cifar100, digits (offline, no download) or the path of an "
             "image folder with train/<class>/ and val/<class>/ (or test/)"
         )
-    return _image_folder(path, input_size, augment, norm)
+    return _image_folder(path, input_size, augment, pretrained_cfg)

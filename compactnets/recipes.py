@@ -32,6 +32,7 @@ class TrainConfig:
     width: float = 0.0  # 0: the model's default width multiplier
     input_size: int = 0  # 0: the data's native size (32 for CIFAR) or the model card's
     init: str = "default"  # default (the model's own) or xavier
+    pretrained: str = ""  # fine-tune from published weights: a tag, or "default" for the model's first
     # optimisation
     epochs: int = 10
     batch_size: int = 128

@@ -186,7 +186,7 @@ def create_model(
     except TypeError as err:
         raise TypeError(f"{name}: {err}") from None
     if chosen is not None:
-        w.load_weights(model, w.read_state_dict(w.weights_file(chosen)), chosen.name)
+        w.load_entry(model, chosen)
         model.pretrained_cfg = w.pretrained_cfg(chosen)
         if num_classes is not None and num_classes != chosen.num_classes:
             model.reset_classifier(num_classes)

@@ -42,6 +42,7 @@ from .machine import cpu_name
 from .models.base import xavier_init
 from .recipes import TrainConfig
 from .registry import create_model
+from .weights import get_weights
 
 METRIC_COLUMNS = [
     "epoch",
@@ -496,7 +497,11 @@ def train(
     seed_everything(cfg.seed + info.rank, cfg.deterministic)
 
     size = (3, cfg.input_size, cfg.input_size) if cfg.input_size else None
-    data = build_data(cfg.data, cfg.data_dir, cfg.download, size, cfg.augment)
+    weights = (
+        get_weights(cfg.model, True if cfg.pretrained == "default" else cfg.pretrained) if cfg.pretrained else None
+    )
+    norm = {k: weights.pretrained_cfg[k] for k in ("mean", "std")} if weights else None  # what the weights expect
+    data = build_data(cfg.data, cfg.data_dir, cfg.download, size, cfg.augment, norm)
     train_set: Dataset = data.train
     if cfg.train_subset:
         order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed))
@@ -506,11 +511,14 @@ def train(
             f"{out} was trained on {len(checkpoint['classes'])} classes; {cfg.data} has {data.num_classes}"
         )
 
-    model = create_model(cfg.model, **_model_kwargs(cfg, data.num_classes))
+    fine_tune = weights.tag if weights is not None and checkpoint is None else False  # resume loads its own
+    model = create_model(cfg.model, **_model_kwargs(cfg, data.num_classes), pretrained=fine_tune)
+    if cfg.init not in ("default", "xavier"):
+        raise UsageError(f"unknown init {cfg.init!r}; use default or xavier")
+    if cfg.init == "xavier" and weights is not None:
+        raise UsageError("--init xavier would overwrite the --pretrained weights; leave --init default")
     if cfg.init == "xavier":
         xavier_init(model)
-    elif cfg.init != "default":
-        raise UsageError(f"unknown init {cfg.init!r}; use default or xavier")
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -89,16 +89,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     size = (3, args.input_size, args.input_size) if args.input_size else None
     target = Path(args.target)
-    norm = None
     weights = _weights_of(args.target, args.pretrained)
     if weights is not None:  # published weights bring their own preprocessing
         size = size or tuple(weights.pretrained_cfg["input_size"])  # type: ignore[assignment]
-        norm = (weights.pretrained_cfg["mean"], weights.pretrained_cfg["std"])
     elif size is None and (target.is_dir() or target.is_file()):
         from .checkpoint import load_checkpoint
 
         size = tuple(load_checkpoint(target).get("input_size") or ()) or None  # type: ignore[assignment]
-    data = build_data(args.data, args.data_dir, args.download, size, "none", norm)
+    cfg = weights.pretrained_cfg if weights is not None else None
+    data = build_data(args.data, args.data_dir, args.download, size, "auto" if cfg else "none", cfg)
     device = pick_device(args.device, DistInfo())
     _, result = eval_checkpoint_or_model(
         args.target, data, args.batch_size, device, args.channels_last, pretrained=args.pretrained

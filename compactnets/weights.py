@@ -43,8 +43,10 @@ class WeightsEntry:
     classes: tuple[str, ...]
     pretrained_cfg: Mapping[str, Any]  # timm's keys: input_size, interpolation, crop_pct, mean, std, num_classes
     metrics: Mapping[str, Any]  # what the publisher measured: data, split, top1, top5, command
-    source: str = "compactnets"
+    source: str = "compactnets"  # who published the weights: compactnets, torchvision, ...
     license: str = "MIT"
+    url: str = ""  # where to download the file when no copy is found (empty: shipped in the package)
+    converter: str = ""  # how the publisher's state_dict maps onto ours: "" (our keys) or "torchvision"
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
     training: Mapping[str, Any] = field(default_factory=dict)  # recipe, epochs, run records, machine
     reference_logits: tuple[tuple[float, ...], ...] = ()  # logits for reference_input(), checked by the tests
@@ -68,6 +70,8 @@ class WeightsEntry:
             "metrics": dict(self.metrics),
             "source": self.source,
             "license": self.license,
+            "url": self.url,
+            "converter": self.converter,
             "model_kwargs": dict(self.model_kwargs),
             "training": dict(self.training),
             "reference_logits": [list(row) for row in self.reference_logits],
@@ -135,23 +139,52 @@ def sha256_of(path: Path) -> str:
 _VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files whose hash matched in this process
 
 
-def weights_file(entry: WeightsEntry, verify: bool = True) -> Path:
-    """The entry's file, from ``COMPACTNETS_WEIGHTS_DIR`` or the package, checked against its sha256."""
+def offline() -> bool:
+    """No downloads: ``COMPACTNETS_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``."""
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("COMPACTNETS_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def search_folders() -> list[Path]:
+    """Where weights files are looked for, in order: ``COMPACTNETS_WEIGHTS_DIR``, torch.hub's cache, the package."""
     folders = [Path(os.environ[ENV_DIR]).expanduser()] if os.environ.get(ENV_DIR) else []
-    folders.append(PACKAGE_DIR)
-    path = next((f / entry.file for f in folders if (f / entry.file).is_file()), None)
-    if path is None:
-        looked = ", ".join(str(f) for f in folders)
-        raise WeightsError(f"weights file {entry.file} for {entry.name} not found (looked in {looked}); reinstall "
-                         f"compactnets or put the file in ${ENV_DIR}")  # fmt: skip
+    return [*folders, Path(torch.hub.get_dir()) / "checkpoints", PACKAGE_DIR]
+
+
+def _download(entry: WeightsEntry) -> Path:
+    """Fetch ``entry.url`` into torch.hub's cache with torch.hub's downloader (it checks the hash prefix)."""
+    target = search_folders()[-2] / entry.file
+    if offline() or not entry.url:
+        why = "offline (COMPACTNETS_OFFLINE or HF_HUB_OFFLINE is set)" if entry.url else "not in the package"
+        raise WeightsError(f"{entry.name}: {target} not found and {why}; fetch {entry.url or entry.file} elsewhere "
+                           f"and put it in {target.parent} or in ${ENV_DIR}")  # fmt: skip
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(entry.url, str(target), hash_prefix=entry.sha256[:8], progress=True)
+    except RuntimeError as err:  # torch.hub's hash check
+        raise WeightsError(f"{entry.url} did not match its published sha256 ({err}); try again later") from None
+    except OSError as err:
+        raise WeightsError(
+            f"could not download {entry.url} ({err}); put the file in {target.parent} or in ${ENV_DIR}, "
+            "or set COMPACTNETS_OFFLINE=1"
+        ) from None
+    return target
+
+
+def weights_file(entry: WeightsEntry, verify: bool = True) -> Path:
+    """The entry's file (``search_folders()``, else downloaded), checked against its sha256 on first use.
+
+    torchvision publishes only the first 8-10 hex digits of a file's sha256 (in its name, the prefix torch.hub
+    checks); such entries hold that prefix and are checked against it.
+    """
+    path = next((f / entry.file for f in search_folders() if (f / entry.file).is_file()), None) or _download(entry)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if verify and key not in _VERIFIED:
         actual = sha256_of(path)
-        if actual != entry.sha256:
+        if not actual.startswith(entry.sha256):
             raise WeightsError(
                 f"{path} is corrupt or not the published file for {entry.name} (sha256 {actual[:16]}..., expected "
-                f"{entry.sha256[:16]}...); delete it and reinstall compactnets or fetch the file again"
+                f"{entry.sha256[:16]}...); delete it and fetch it again ({entry.url or 'reinstall compactnets'})"
             )
         _VERIFIED.add(key)
     return path
@@ -204,6 +237,21 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], name:
         )
     model.load_state_dict(state_dict, strict=False)
     return model
+
+
+def load_entry(model: nn.Module, entry: WeightsEntry) -> nn.Module:
+    """Load an entry's verified file into ``model``, through the entry's converter."""
+    state = read_state_dict(weights_file(entry))
+    if entry.converter == "torchvision":  # same tensors in the same (the paper's) order, other names
+        from .convert import remap_state_dict
+
+        try:
+            state = remap_state_dict(state, model)
+        except ValueError as err:
+            raise WeightsError(f"{entry.name}: the file does not fit the model ({err})") from None
+    elif entry.converter:
+        raise WeightsError(f"{entry.name}: unknown converter {entry.converter!r}; upgrade compactnets")
+    return load_weights(model, state, entry.name)
 
 
 def pretrained_cfg(entry: WeightsEntry) -> dict[str, Any]:

@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import shutil
 import tarfile
 from pathlib import Path
 
 import pytest
 import torch
+import torchvision
+from torch import nn
 
 import compactnets as cn
 from compactnets import weights as w
 from compactnets.checkpoint import load_model
 from compactnets.cli import main
-from compactnets.data import build_data
-from compactnets.errors import UsageError
+from compactnets.data import IMAGENET_MEAN, build_data
+from compactnets.errors import UsageError, WeightsError
 from compactnets.recipes import resolve_config
 from compactnets.train import evaluate, train
 
-SHIPPED = cn.list_models(pretrained=True)
+ALL = cn.list_models(pretrained=True)
+SHIPPED = [n for n in ALL if not w.get_weights(*w.split_tag(n)).url]  # files in the package
+TORCHVISION = [n for n in ALL if w.get_weights(*w.split_tag(n)).converter == "torchvision"]
 MODEL = "pydmobilenet_add_29_025_cifar"
+
+
+def test_the_registry_covers_the_zoo() -> None:
+    assert len(ALL) >= 20 and len({w.split_tag(n)[0] for n in ALL}) >= 12
+    assert set(ALL) == set(SHIPPED) | set(TORCHVISION)  # every entry is proved by one of the tests below
 
 
 # ------------------------------------------------------------------------------------------ shipped entries
@@ -148,9 +159,112 @@ def test_corrupt_missing_and_foreign_files_give_one_line_errors(
         cn.create_model(MODEL, checkpoint_path=str(tmp_path / "resnet.pt"))
 
 
+def test_fine_tuning_starts_from_the_published_weights(finished_run: Path, registry: Path, tmp_path: Path) -> None:
+    entry = w.publish_run(finished_run, "test", registry)
+    overrides = {"out": str(tmp_path / "ft"), "epochs": 1, "train_subset": 32, "batch_size": 16, "lr": 0.0,
+                 "weight_decay": 0.0, "log_every": 1000, "pretrained": "test"}  # fmt: skip
+    result = train(resolve_config(MODEL, "fast", overrides=overrides))
+    published = w.read_state_dict(registry / entry.file)
+    for name, tensor in result.model.named_parameters():  # lr 0: the parameters are still the published ones
+        assert torch.equal(tensor, published[name]), name
+    with pytest.raises(UsageError, match="overwrite the --pretrained weights"):
+        train(resolve_config(MODEL, "fast", overrides=overrides | {"out": str(tmp_path / "x"), "init": "xavier"}))
+
+
 def test_an_unfinished_run_is_not_published(tmp_path: Path, registry: Path) -> None:
     out = tmp_path / "run"
     overrides = {"out": str(out), "epochs": 2, "train_subset": 64, "batch_size": 16, "log_every": 1000}
     train(resolve_config(MODEL, "fast", overrides=overrides), on_step=lambda epoch, step: epoch == 1)
     with pytest.raises(UsageError, match="has not finished"):
         w.publish_run(out, "test", registry)
+
+
+# ------------------------------------------------------------------------------------------ torchvision's
+def _torchvision_file(entry: w.WeightsEntry, folder: Path) -> nn.Module:
+    """torchvision's architecture with random weights (BN statistics too), saved as torchvision's file is."""
+    reference = getattr(torchvision.models, entry.training["torchvision_builder"])().eval()
+    for module in reference.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    state = reference.state_dict()
+    if entry.model.startswith("densenet"):  # the published file predates torchvision's key names
+        state = type(state)(
+            (re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k), v) for k, v in state.items()
+        )
+    torch.save(state, folder / entry.file)
+    return reference
+
+
+def _register(monkeypatch: pytest.MonkeyPatch, entry: w.WeightsEntry, **changes: object) -> w.WeightsEntry:
+    patched = dataclasses.replace(entry, **changes)
+    monkeypatch.setitem(w._entries(), entry.name, patched)
+    return patched
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_torchvision_entry_gives_torchvision_logits(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = w.get_weights(*w.split_tag(name))
+    reference = _torchvision_file(entry, tmp_path)
+    monkeypatch.setenv(w.ENV_DIR, str(tmp_path))
+    # the published file's sha256 starts with entry.sha256; this stand-in's with its own
+    _register(monkeypatch, entry, sha256=w.sha256_of(tmp_path / entry.file)[:10])
+    model = cn.create_model(name).eval()
+    assert sum(p.numel() for p in model.parameters()) == entry.training["num_params"]
+    assert model.pretrained_cfg["mean"] == list(IMAGENET_MEAN) and model.num_classes == 1000 == entry.num_classes
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-5)
+
+
+def test_download_cache_offline_and_tampering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.hub's real downloader and hash check, on a file:// URL."""
+    entry = w.get_weights("squeezenet_11", "tv_in1k")
+    server, hub = tmp_path / "server", tmp_path / "hub"
+    server.mkdir()
+    _torchvision_file(entry, server)
+    digest = w.sha256_of(server / entry.file)
+    _register(monkeypatch, entry, sha256=digest, url=(server / entry.file).as_uri())
+    for var in (w.ENV_DIR, "COMPACTNETS_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    cn.create_model(entry.name)  # downloaded into torch.hub's cache
+    cached = hub / "checkpoints" / entry.file
+    assert w.sha256_of(cached) == digest
+    monkeypatch.setenv("COMPACTNETS_OFFLINE", "1")
+    (server / entry.file).unlink()
+    cn.create_model(entry.name)  # offline, from the cache
+    data = bytearray(cached.read_bytes())
+    data[100] ^= 0xFF
+    cached.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="corrupt or not the published file"):
+        cn.create_model(entry.name)
+    cached.unlink()
+    with pytest.raises(WeightsError, match=r"not found and offline .* put it in"):
+        cn.create_model(entry.name)
+    monkeypatch.delenv("COMPACTNETS_OFFLINE")
+    (server / entry.file).write_bytes(b"tampered")
+    with pytest.raises(WeightsError, match="did not match its published sha256"):
+        cn.create_model(entry.name)
+
+
+def test_num_classes_with_imagenet_weights_replaces_the_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = w.get_weights("mobilenetv3_small_100", "tv_in1k")
+    reference = _torchvision_file(entry, tmp_path)
+    monkeypatch.setenv(w.ENV_DIR, str(tmp_path))
+    _register(monkeypatch, entry, sha256=w.sha256_of(tmp_path / entry.file))
+    model = cn.create_model("mobilenetv3_small_100", pretrained="tv_in1k", num_classes=10).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(x), reference.features(x))
+    assert model(x).shape == (2, 10) and model.pretrained_cfg["num_classes"] == 10
+
+
+@pytest.mark.network
+def test_real_download_matches_the_published_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Needs the internet (not run in CI): fetch torchvision's SqueezeNet 1.1 file and check it."""
+    for var in (w.ENV_DIR, "COMPACTNETS_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    model = cn.create_model("squeezenet_11.tv_in1k")
+    assert model.pretrained_cfg["tag"] == "tv_in1k"
