@@ -2,7 +2,7 @@
 experimentally, a Core ML package (.mlpackage, through coremltools); check the file against PyTorch, and
 quantize ONNX files to int8 with onnxruntime's tools.
 
-``compactnets export MODEL_OR_CHECKPOINT --format onnx|pt2|coreml --out FILE [--check] [--int8 static|dynamic]``.
+``compactnets export MODEL_OR_CHECKPOINT --format onnx|pt2|coreml|safetensors --out FILE [--check] [--int8 ...]``.
 The exported network is the :func:`compactnets.deploy` form (BN folded, exact merges) unless
 ``--no-deploy``; ``--check`` compares the file's outputs with the original PyTorch model, so it checks
 the rewrites and the export together.
@@ -29,9 +29,10 @@ from ._table import human
 from .deploy import deploy
 from .errors import UsageError
 from .registry import create_model, list_models, model_card
+from .weights import save_pretrained, split_tag
 
-FORMATS = ("onnx", "pt2", "coreml")
-SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "coreml": ".mlpackage"}
+FORMATS = ("onnx", "pt2", "coreml", "safetensors")
+SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "coreml": ".mlpackage", "safetensors": ""}
 ONNX_EXTRA = "pip install 'compactnets[onnx]'"
 COREML_EXTRA = "pip install 'compactnets[coreml]'"
 
@@ -51,6 +52,10 @@ def resolve_model(spec: str, **kwargs: Any) -> tuple[str, nn.Module, tuple[int, 
     if spec in list_models():
         model = create_model(spec, **kwargs).eval()
         return spec, model, tuple(model_card(spec).input_size)  # type: ignore[return-value]
+    base, tag = split_tag(spec)
+    if tag and base in list_models():  # published weights
+        model = create_model(spec, **kwargs).eval()
+        return base, model, tuple(model.pretrained_cfg["input_size"])  # type: ignore[return-value]
     path = Path(spec).expanduser()
     if not path.exists():
         create_model(spec)  # raises UnknownModelError with close matches
@@ -95,6 +100,30 @@ def export_onnx(
             external_data=False, input_names=["image"], output_names=["logits"],
         )  # fmt: skip
     return path
+
+
+def preprocessing(model: nn.Module, size: tuple[int, int, int]) -> dict[str, Any]:
+    """What a deployment must do to an image before the model: the weights' pretrained_cfg, or a
+    checkpoint's recorded normalisation, with the input size."""
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    meta = getattr(model, "checkpoint_meta", None) or {}
+    for key in ("mean", "std"):
+        if key not in cfg and meta.get(key):
+            cfg[key] = list(meta[key])
+    return {**cfg, "input_size": list(size)}
+
+
+def add_onnx_metadata(path: str | Path, metadata: dict[str, Any]) -> None:
+    """Write ``metadata`` (preprocessing) into the ONNX file's ``metadata_props`` as JSON values."""
+    import json
+
+    import onnx
+
+    proto = onnx.load(str(path))
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.save(proto, str(path))
 
 
 def export_pt2(
@@ -374,6 +403,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {args.format!r}")
     out = Path(args.out)
     suffix = SUFFIXES[args.format]
+    if args.format == "safetensors":
+        if args.int8 or args.check:
+            raise UsageError("--format safetensors writes the weights as they are: drop --int8 and --check")
+        name, model, size = resolve_model(args.model)
+        save_pretrained(model, name, out, preprocessing(model, size))
+        print(f"{name} -> {out}/ (model.safetensors, config.json, README.md); load it back with "
+              f"create_model({name!r}, checkpoint_path={str(out)!r})")  # fmt: skip
+        return 0
     if out.suffix != suffix:
         raise UsageError(f"--out for --format {args.format} must end in {suffix} (got {out.name})")
     if args.int8 and args.format != "onnx":
@@ -388,6 +425,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.format == "onnx":
         export_onnx(exported, out, size, args.batch_size, args.opset, args.dynamic_batch)
+        add_onnx_metadata(out, preprocessing(model, size))
     elif args.format == "coreml":
         export_coreml(exported, out, size, args.batch_size)
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -324,4 +325,27 @@ def resolve_config(
     values.update(get_recipe(recipe, model).settings)
     values.update(from_file)
     values.update({k: v for k, v in (overrides or {}).items() if k != "recipe"})
-    return TrainConfig(**{k: _coerce(k, v) for k, v in values.items()})
+    return check_config(TrainConfig(**{k: _coerce(k, v) for k, v in values.items()}))
+
+
+# field: (lowest allowed, first value not allowed)
+_RANGES: dict[str, tuple[float, float]] = {
+    "epochs": (1, math.inf), "batch_size": (1, math.inf), "lr": (0, math.inf),
+    "momentum": (0, 1), "weight_decay": (0, math.inf), "gamma": (0, math.inf),
+    "step_epochs": (0, math.inf), "warmup_epochs": (0, math.inf), "warmup_steps": (0, math.inf),
+    "label_smoothing": (0, 1), "mixup_alpha": (0, math.inf), "cutmix_alpha": (0, math.inf),
+    "mixup_off_epochs": (0, math.inf), "ema_decay": (0, 1), "precise_bn": (0, math.inf),
+    "grad_clip": (0, math.inf), "train_subset": (0, math.inf), "time_limit": (0, math.inf),
+    "num_workers": (0, math.inf), "input_size": (0, math.inf), "width": (0, math.inf),
+}  # fmt: skip
+
+
+def check_config(cfg: TrainConfig) -> TrainConfig:
+    """One-line errors for values that would run and give wrong results (``--lr nan``, ``--epochs 0``)."""
+    for name, (low, high) in _RANGES.items():
+        value = getattr(cfg, name)
+        if not math.isfinite(value) or not low <= value < high:
+            flag = "--" + name.replace("_", "-")
+            bound = f"at least {low:g}" + (f" and below {high:g}" if math.isfinite(high) else "")
+            raise UsageError(f"{flag} must be a finite number {bound}, got {value}")
+    return cfg

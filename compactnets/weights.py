@@ -310,3 +310,26 @@ def publish_run(run_dir: str | Path, tag: str, out_dir: str | Path = PACKAGE_DIR
     (out_dir / f"{entry.name}.json").write_text(json.dumps(entry.to_dict(), indent=1) + "\n")
     _entries.cache_clear()
     return entry
+
+
+def save_pretrained(model: nn.Module, name: str, out_dir: str | Path, cfg: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` in the layout timm uses on the Hugging Face hub: ``model.safetensors``, ``config.json``
+    (architecture, num_classes, pretrained_cfg, card) and a README model card. ``create_model(name,
+    checkpoint_path=out_dir)`` loads it back."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt", "architecture": name})
+    card = model.card.to_dict() if hasattr(model, "card") else {}
+    config = {"architecture": name, "num_classes": model.num_classes, "pretrained_cfg": dict(cfg or {}), "card": card}
+    (out / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    cfg_lines = "\n".join(f"- {k}: {v}" for k, v in (cfg or {}).items()) or "- (not recorded)"
+    (out / "README.md").write_text(
+        f"---\nlibrary_name: compactnets\ntags: [image-classification, compactnets]\n---\n# {name}\n\n"
+        f"{card.get('paper', '')}, {card.get('table', '')}. {model.num_classes} classes.\n\n"
+        f"```python\nimport compactnets as cn\nmodel = cn.create_model({name!r}, num_classes={model.num_classes}, "
+        f"checkpoint_path='{out.name}')\n```\n\nPreprocessing:\n{cfg_lines}\n"
+    )
+    return out

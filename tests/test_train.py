@@ -153,6 +153,15 @@ def test_config_precedence_and_checks(tmp_path: Path) -> None:
         resolve_config("antnet_g2_cifar", overrides={"lr": "fast"})
 
 
+@pytest.mark.parametrize(
+    ("field", "value"), [("lr", "nan"), ("lr", "inf"), ("lr", "-0.1"), ("epochs", "0"), ("epochs", "-1"),
+                         ("batch_size", "0"), ("label_smoothing", "1.5"), ("ema_decay", "1"), ("precise_bn", "-1")],
+)  # fmt: skip
+def test_values_that_would_train_wrongly_are_refused(field: str, value: str) -> None:
+    with pytest.raises(UsageError, match=f"--{field.replace('_', '-')} must be a finite number"):
+        resolve_config("resnet20_cifar", "fast", overrides={field: value})
+
+
 def test_every_card_names_an_existing_recipe() -> None:
     missing = {n: cn.model_card(n).recipe for n in cn.list_models() if cn.model_card(n).recipe not in RECIPES}
     assert not missing, f"cards name recipes that do not exist: {missing}"

@@ -171,6 +171,26 @@ def test_fine_tuning_starts_from_the_published_weights(finished_run: Path, regis
         train(resolve_config(MODEL, "fast", overrides=overrides | {"out": str(tmp_path / "x"), "init": "xavier"}))
 
 
+def test_export_safetensors_and_onnx_carry_the_preprocessing(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["export", str(finished_run), "--format", "safetensors", "--out", str(tmp_path / "hub")]) == 0
+    assert {p.name for p in (tmp_path / "hub").iterdir()} == {"model.safetensors", "config.json", "README.md"}
+    config = json.loads((tmp_path / "hub" / "config.json").read_text())
+    assert config["architecture"] == MODEL and config["pretrained_cfg"]["mean"] == [0.5] * 3
+    model = cn.create_model(MODEL, checkpoint_path=str(tmp_path / "hub")).eval()
+    trained = load_model(finished_run)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), trained(x), rtol=1e-5, atol=1e-5)
+    pytest.importorskip("onnxscript")
+    import onnx
+
+    assert main(["export", str(finished_run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    props = {p.key: json.loads(p.value) for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    assert props == {"mean": [0.5] * 3, "std": [0.25] * 3, "input_size": [3, 32, 32]}
+
+
 def test_an_unfinished_run_is_not_published(tmp_path: Path, registry: Path) -> None:
     out = tmp_path / "run"
     overrides = {"out": str(out), "epochs": 2, "train_subset": 64, "batch_size": 16, "log_every": 1000}
