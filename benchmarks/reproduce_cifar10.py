@@ -110,6 +110,8 @@ def collect(model: str, run: Path, data: Path) -> dict[str, Any]:
     records.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "env.json", "metrics.csv"):
         shutil.copy(run / name, records / name)
+    plot = [sys.executable, str(ROOT / "benchmarks" / "plot_run_curve.py"), str(run), str(records / "curve.png")]
+    subprocess.run(plot, check=True)
     card = cn.model_card(model)
     final, best = rows[-1], max(rows, key=lambda r: r["val_top1"])
     command = "compactnets " + env.get("command", " ").split(" ", 1)[1].replace(str(data), "CIFAR10_DIR")
@@ -172,13 +174,19 @@ def render(rows: list[dict[str, Any]]) -> None:
     ]
     for r in rows:
         lines.append(
-            f"| `{r['model']}` | {r['macs'] / 1e6:.1f}M | {r['paper_error']} | **{r['final_error']:.2f}** "
+            f"| [`{r['model']}`](cifar10_runs/{r['model']}/curve.png) | {r['macs'] / 1e6:.1f}M | {r['paper_error']} "
+            f"| **{r['final_error']:.2f}** "
             f"| {r['gap_to_paper']:+.2f} | {r['best_epoch_error']:.2f} ({r['best_epoch']}) | {r['epochs']} "
             f"| {r['recipe']} | {r['wall_time_s'] / 60:.0f} min | {r['train_images_per_s']} | {r['threads']} "
             f"| {r['weights_top1']:.2f}% | {r['paper_protocol']} |"
         )
     machines = sorted({r["machine"] for r in rows})
-    lines += ["", f"Machine: {'; '.join(machines)}. Per-epoch curves: `cifar10_runs/MODEL/metrics.csv`.", ""]
+    lines += [
+        "",
+        f"Machine: {'; '.join(machines)}. Per-epoch numbers and curves (the model links): "
+        "`cifar10_runs/MODEL/metrics.csv` and `curve.png`, with each run's config.json and env.json.",
+        "",
+    ]
     (RESULTS / "cifar10_reproduction.md").write_text("\n".join(lines))
 
 

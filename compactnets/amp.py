@@ -1,0 +1,51 @@
+"""Mixed precision on the CPU: bf16 where the processor computes it natively, depthwise convolutions kept in fp32.
+
+On a CPU with AVX-512 BF16 or AMX (read from ``/proc/cpuinfo`` at run time: the machines change), oneDNN runs
+dense and pointwise convolutions faster in bf16, while its depthwise kernels are slower in bf16 than in fp32
+(an earlier probe: bf16/fp32 training throughput 1.42x for ResNet-20, 0.97x for MobileNetV2-CIFAR, 0.70x
+for PydMobileNet-Add-29-0.5).
+:func:`keep_depthwise_fp32` makes autocast leave those layers in fp32; ``benchmarks/train_bf16.py`` measures
+the three choices side by side.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import torch
+from torch import nn
+
+from .layers import PyramidDepthwise
+from .machine import cpu_flags
+
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU has bf16 dot-product instructions (AVX-512 BF16 or AMX)."""
+    return any(flag in cpu_flags() for flag in NATIVE_BF16_FLAGS)
+
+
+def is_depthwise(module: nn.Module) -> bool:
+    """A depthwise convolution: one filter per channel (``groups == in_channels > 1``), or a pyramid of them."""
+    if isinstance(module, PyramidDepthwise):
+        return True
+    return isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels
+
+
+def _fp32_forward(self: nn.Module, *args: Any) -> Any:
+    with torch.autocast(args[0].device.type, enabled=False):
+        return type(self).forward(self, *(a.float() if torch.is_tensor(a) else a for a in args))
+
+
+def keep_depthwise_fp32(model: nn.Module) -> int:
+    """Make every depthwise layer of ``model`` run in fp32 under autocast (its input is cast up, autocast is
+    off inside it); the next layer's autocast casts back down. Parameters and state_dict are unchanged.
+    Returns the number of layers changed."""
+    count = 0
+    for module in model.modules():
+        if is_depthwise(module) and "forward" not in vars(module):
+            module.forward = types.MethodType(_fp32_forward, module)
+            count += 1
+    return count
