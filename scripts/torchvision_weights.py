@@ -70,8 +70,11 @@ def entry(model: str, builder: str, weights: tvm.WeightsEnum) -> dict:
         "url": weights.url,
         "converter": "torchvision",
         "model_kwargs": {},
-        "training": {"recipe": weights.meta.get("recipe", ""), "num_params": weights.meta["num_params"],
-                     "torchvision_builder": builder},  # fmt: skip
+        "training": {
+            "recipe": weights.meta.get("recipe", ""),
+            "num_params": weights.meta["num_params"],
+            "torchvision_builder": builder,
+        },
         "reference_logits": [],  # the file is not shipped: tests prove the mapping on torchvision's own format
     }
 

@@ -110,7 +110,6 @@ _CIFAR = dict(
     input_size=(3, 32, 32),
     num_classes=10,
     convention="macs+act+pool",
-    recipe="condensenet_cifar",
     source="reference build of the official code (ShichenLiu/CondenseNet), ARCHITECTURES.md 6",
 )
 _IMAGENET = dict(
@@ -131,10 +130,13 @@ _IMAGENET = dict(
         ref_macs=62.38e6,
         params_exact=True,
         paper_params="0.52M",
-        paper_madds="65.8M",
+        paper_madds="65M",
         paper_metrics={"cifar10_error": 5.00, "cifar100_error": 23.64},
         reproduces=("params", "madds"),
-        note=_NOTE + " The paper's table prints 65M, the official README 65.8M; CIFAR-100 head: 552,292.",
+        recipe="condensenet_cifar",
+        note=_NOTE + " 65M: the paper's Table 4 as PydMobileNet Table 4 and SeesawNet Table 6 quote it (the "
+        "paper itself not re-read); we count 65.81M (65M truncated), the official README prints 65.8M. "
+        "CIFAR-100 head: 552,292.",
     )
 )
 def condensenet_86_cifar(condensed: bool = True, **kwargs: Any) -> DenseNet:
@@ -151,6 +153,7 @@ def condensenet_86_cifar(condensed: bool = True, **kwargs: Any) -> DenseNet:
         paper_madds="513M",
         paper_metrics={"cifar10_error": 3.76, "cifar100_error": 18.47},
         reproduces=("params", "madds"),
+        recipe="condensenet_cifar_600",
         note=_NOTE + " Trained 600 epochs in the paper (its '*').",
     )
 )

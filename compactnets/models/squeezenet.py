@@ -187,7 +187,7 @@ _227 = (
 @register_model(
     ModelCard(
         **_CARD,
-        table="Table 1, Table 2",
+        table="Table 1, Table 2; MAdds: ShuffleNet Table 6 (833 MFLOPs)",
         ref_params=1_248_424,
         ref_macs=818.92e6,
         params_exact=True,
@@ -196,7 +196,8 @@ _227 = (
         paper_metrics={"top1": 57.5, "top5": 80.3},
         reproduces=("params",),
         source="torchvision squeezenet1_0",
-        note="Table 1 prints 1,248,424 parameters (4.8MB in 32 bits, Table 2). " + _227,
+        note="Table 1 prints 1,248,424 parameters (4.8MB in 32 bits, Table 2). The SqueezeNet paper prints no "
+        "MAdds: 833M is ShuffleNet's. " + _227,
     )
 )
 def squeezenet_10(**kwargs: Any) -> SqueezeNet:
@@ -242,12 +243,11 @@ def squeezenet_10_simple_bypass(**kwargs: Any) -> SqueezeNet:
         ref_params=1_589_672,
         ref_macs=1165.30e6,
         params_exact=True,
-        paper_params="1.9M",
         paper_metrics={"top1": 58.8, "top5": 82.0},
-        note="Not reproduced: Table 3's 7.7MB is 1.9-2.0M parameters, but 1x1 conv bypasses around fire2, 4, 6 "
-        "and 8 (Fig. 2, right; identity bypasses around the others) add 341,248 to 1,248,424 = 1,589,672 "
-        "(6.1MB in the MiB that make 1,248,424 params 4.8MB). The paper describes the bypass convs no further. "
-        "They add 346M MACs (1165.3M in all).",
+        note="Table 3 prints only the model size, 7.7MB (1.9-2.0M parameters at 32 bits; not reproduced): 1x1 "
+        "conv bypasses around fire2, 4, 6 and 8 (Fig. 2, right; identity bypasses around the others) add "
+        "341,248 to 1,248,424 = 1,589,672 (6.1MB in the MiB that make 1,248,424 params 4.8MB). The paper "
+        "describes the bypass convs no further. They add 346M MACs (1165.3M in all).",
     )
 )
 def squeezenet_10_complex_bypass(**kwargs: Any) -> SqueezeNet:

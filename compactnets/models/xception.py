@@ -96,7 +96,7 @@ class Xception(CompactNet):
 @register_model(
     ModelCard(
         paper=PAPER,
-        table="Table 1 (ImageNet), Fig. 5 (architecture)",
+        table="Table 1 (ImageNet), Table 3 (params), Fig. 5 (architecture)",
         input_size=(3, 299, 299),
         num_classes=1000,
         ref_params=22_855_952,
@@ -108,7 +108,8 @@ class Xception(CompactNet):
         recipe="xception_imagenet",
         source="timm legacy_xception",
         note="Fig. 5 with timm legacy_xception's layout: unpadded stem convs (299 -> 149 -> 147), separable "
-        "convs without BN/ReLU between depthwise and pointwise. The paper prints no MAdds.",
+        "convs without BN/ReLU between depthwise and pointwise. Table 3 prints 22,855,952 parameters; the paper "
+        "prints no MAdds.",
     )
 )
 def xception(**kwargs: Any) -> Xception:
