@@ -6,7 +6,9 @@ Ctrl-C) is resumed by the next invocation; a finished run is collected: its fina
 pretrained tag ``MODEL.cn_c10`` (``compactnets/pretrained/``), evaluated again through ``compactnets eval
 MODEL.cn_c10`` (the accuracy recorded with the weights), and its records (config, environment, per-epoch
 metrics) are copied to ``benchmarks/results/cifar10_runs/MODEL/``. The table is rendered into
-``benchmarks/results/cifar10_reproduction.json`` and ``.md``; rows from earlier invocations are kept.
+``benchmarks/results/cifar10_reproduction.json`` and ``.md``, and ``compactnets report`` plots the measured
+accuracies against MACs beside the papers' (``benchmarks/results/cifar10_report/``); rows from earlier
+invocations are kept.
 
     python benchmarks/reproduce_cifar10.py --data DIR --rows resnet20_cifar,pydmobilenet_add_29_050_cifar \\
         --epochs 20 --time-limit 120
@@ -204,7 +206,7 @@ def main() -> int:
     parser.add_argument("train_args", nargs="*", help="extra flags for `compactnets train` (after --)")
     args = parser.parse_args()
     path = RESULTS / "cifar10_reproduction.json"
-    done = {r["model"]: r for r in json.loads(path.read_text())} if path.is_file() else {}
+    done: dict[str, dict[str, Any]] = {}
     if not args.render_only:
         if args.data is None or not (args.data / "train").is_dir():
             parser.error("--data must be the CIFAR-10 image folder with train/ and test/")
@@ -224,8 +226,14 @@ def main() -> int:
             done[model] = collect(model, run, args.data)
             print(f"{model}: final-epoch error {done[model]['final_error']:.2f}% "
                   f"(paper {done[model]['paper_error']})", flush=True)  # fmt: skip
+    # rows of earlier (or concurrent) invocations, read now: two invocations may run side by side
+    done = ({r["model"]: r for r in json.loads(path.read_text())} if path.is_file() else {}) | done
     rows = [done[m] for m in ROWS if m in done] + [r for m, r in done.items() if m not in ROWS]
     render(rows)
+    # measured accuracy against MACs beside the papers' points for all the table's rows
+    runs = [f"benchmarks/results/cifar10_runs/{r['model']}" for r in rows]
+    report = [sys.executable, "-m", "compactnets", "report", *runs, *ROWS, "--out", "benchmarks/results/cifar10_report"]
+    subprocess.run(report, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
     print(f"{len(rows)} rows -> {path.relative_to(ROOT)} and .md")
     return 0
 
