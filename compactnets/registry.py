@@ -192,6 +192,6 @@ def create_model(
             model.reset_classifier(num_classes)
             model.pretrained_cfg["num_classes"] = num_classes
     elif checkpoint_path:
-        w.load_weights(model, w.read_state_dict(checkpoint_path), name)
+        w.load_user_weights(model, w.read_state_dict(checkpoint_path), name)
     model.card = entry.card
     return model

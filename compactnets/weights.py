@@ -12,6 +12,7 @@ Where a file is looked for, in order: ``checkpoint_path`` (no hash: the user's o
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import json
@@ -237,6 +238,19 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], name:
         )
     model.load_state_dict(state_dict, strict=False)
     return model
+
+
+def load_user_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], name: str) -> nn.Module:
+    """The user's own file: our key names, or another library's (torchvision's) mapped by position where every
+    tensor's shape agrees (:func:`compactnets.convert.remap_state_dict`)."""
+    own = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
+    given = {k for k in state_dict if not k.endswith("num_batches_tracked")}
+    if given != own:
+        from .convert import remap_state_dict
+
+        with contextlib.suppress(ValueError):  # not a positional match either: load_weights says what does not fit
+            state_dict = remap_state_dict(state_dict, model)
+    return load_weights(model, state_dict, name)
 
 
 def load_entry(model: nn.Module, entry: WeightsEntry) -> nn.Module:

@@ -237,6 +237,15 @@ def test_torchvision_entry_gives_torchvision_logits(name: str, tmp_path: Path, m
         torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-5)
 
 
+def test_checkpoint_path_takes_a_torchvision_state_dict(tmp_path: Path) -> None:
+    entry = w.get_weights("mobilenetv2_100", "tv_in1k")
+    reference = _torchvision_file(entry, tmp_path)  # torchvision's keys, as torch.save(model.state_dict()) writes
+    model = cn.create_model("mobilenetv2_100", checkpoint_path=str(tmp_path / entry.file)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-5)
+
+
 def test_download_cache_offline_and_tampering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """torch.hub's real downloader and hash check, on a file:// URL."""
     entry = w.get_weights("squeezenet_11", "tv_in1k")
