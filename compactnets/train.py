@@ -34,6 +34,7 @@ from torchvision.transforms import v2
 
 from . import __version__
 from .allocator import allocator
+from .amp import keep_depthwise_fp32
 from .checkpoint import load_checkpoint, save_atomic
 from .data import SMALL_IMAGE_MAX, DataBundle, build_data
 from .errors import UsageError
@@ -550,6 +551,8 @@ def train(
     optimizer = build_optimizer(cfg, raw_model)
     scheduler = build_scheduler(cfg, optimizer, steps_per_epoch)
     autocast_dtype = amp_dtype(cfg.amp, device)
+    # CPU bf16: oneDNN's depthwise kernels are slower in bf16 than in fp32 (benchmarks/results/train_bf16.md)
+    fp32_depthwise = keep_depthwise_fp32(raw_model) if autocast_dtype == torch.bfloat16 and device.type == "cpu" else 0
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
     ema = (
         AveragedModel(raw_model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
@@ -589,6 +592,7 @@ def train(
             "per_process_batch": per_rank_batch,
             "global_batch": cfg.batch_size,
             "amp": str(autocast_dtype),
+            "amp_fp32_depthwise_layers": fp32_depthwise,
             "lr_note": "lr applies to the global batch; scale it linearly if you change --batch-size",
         }
         (out / "env.json").write_text(json.dumps(env, indent=2) + "\n")

@@ -297,7 +297,7 @@ def publish_run(run_dir: str | Path, tag: str, out_dir: str | Path = PACKAGE_DIR
     model_name, out_dir = checkpoint["model"], Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     file = f"{model_name}.{tag}.safetensors"
-    save_file(state, str(out_dir / file), metadata={"model": model_name, "tag": tag})
+    save_file(state, str(out_dir / file), metadata={"format": "pt"})  # one key: the header is then deterministic
     entry = WeightsEntry(
         model=model_name,
         tag=tag,
@@ -335,7 +335,7 @@ def save_pretrained(model: nn.Module, name: str, out_dir: str | Path, cfg: Mappi
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt", "architecture": name})
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})  # config.json names the model
     card = model.card.to_dict() if hasattr(model, "card") else {}
     config = {"architecture": name, "num_classes": model.num_classes, "pretrained_cfg": dict(cfg or {}), "card": card}
     (out / "config.json").write_text(json.dumps(config, indent=1) + "\n")

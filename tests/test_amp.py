@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 from torch import nn
 
 import compactnets as cn
 from compactnets.amp import is_depthwise, keep_depthwise_fp32
+from compactnets.recipes import resolve_config
+from compactnets.train import train
 
 
 def _output_dtypes(model: nn.Module, x: torch.Tensor) -> dict[str, torch.dtype]:
@@ -34,3 +39,12 @@ def test_depthwise_layers_run_in_fp32_under_bf16_autocast() -> None:
     params = dict(model.named_parameters())
     assert all(torch.equal(before[k], v) for k, v in params.items())  # forward only: parameters untouched
     assert model.state_dict().keys() == before.keys()
+
+
+def test_cpu_bf16_training_keeps_depthwise_in_fp32_and_says_so(tmp_path: Path) -> None:
+    overrides = {"out": str(tmp_path / "run"), "epochs": 1, "train_subset": 32, "batch_size": 16, "amp": "bf16",
+                 "log_every": 1000, "width": 0.25}  # fmt: skip
+    result = train(resolve_config("mobilenetv2_cifar", "fast", overrides=overrides))
+    env = json.loads((result.out / "env.json").read_text())
+    assert env["amp"] == "torch.bfloat16" and env["amp_fp32_depthwise_layers"] == 17
+    assert 0 <= result.last["val_top1"] <= 100
