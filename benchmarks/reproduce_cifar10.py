@@ -55,13 +55,6 @@ PAPER_PROTOCOL = {
 PYD_PROTOCOL = "320 epochs, step LR, Xavier init; the released notebook adds mixup and reports the best test epoch"
 
 
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
 def _metrics(run: Path) -> list[dict[str, float]]:
     path = run / "metrics.csv"
     if not path.is_file():
@@ -105,6 +98,7 @@ def collect(model: str, run: Path, data: Path) -> dict[str, Any]:
     """Publish a finished run's weights, copy its records, and return its table row."""
     sys.path.insert(0, str(ROOT))
     import compactnets as cn
+    from compactnets.machine import cpu_name
     from compactnets.weights import PACKAGE_DIR, publish_run
 
     rows = _metrics(run)
@@ -124,7 +118,7 @@ def collect(model: str, run: Path, data: Path) -> dict[str, Any]:
         "epochs": config["epochs"],
         "command": command,
         "records": f"benchmarks/results/cifar10_runs/{model}/",
-        "machine": env.get("cpu") or _cpu(),
+        "machine": env.get("cpu") or cpu_name(),  # runs before env.json recorded the CPU: this machine
         "final_epoch_val_top1": final["val_top1"],
     }
     entry = publish_run(run, TAG, PACKAGE_DIR, training=training)
