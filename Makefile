@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup quickstart test test-all lint format bench clean
+.PHONY: setup quickstart test test-all lint format bench counts clean
 
 # torch==2.14.1 and torchvision==0.29.1 are pinned in pyproject.toml; pip takes them from local disk.
 $(STAMP): pyproject.toml
@@ -40,6 +40,10 @@ format: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_vs_torchvision.py
 	$(BIN)/python benchmarks/bench_pyramid_depthwise.py
+
+# After changing a model or its card: the counts `compactnets list` shows without counting (tests check them).
+counts: setup
+	$(BIN)/python scripts/update_counts.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -14,7 +14,7 @@ import torch
 from . import __version__
 from ._table import format_table, human
 from .allocator import tune_malloc
-from .complexity import ProfileResult, parse_convention, profile
+from .complexity import ProfileResult, card_counts, parse_convention, profile
 from .errors import UsageError
 from .registry import UnknownModelError, create_model, list_models, model_card, parse_printed
 
@@ -64,14 +64,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows, records = [], []
     for name in names:
         card = model_card(name)
-        result = profile(_build_on_meta(name), card.input_size, convention=card.convention)
+        counts = card_counts(name, count=args.count)  # stored by `make counts` unless --count
         size = "x".join(map(str, card.input_size[1:]))
-        records.append({**card.to_dict(), "params": result.params, "macs": result.macs,
-                        "madds_paper_convention": result.madds})  # fmt: skip
+        records.append({**card.to_dict(), "params": counts.params, "macs": counts.macs,
+                        "madds_paper_convention": counts.madds})  # fmt: skip
         rows.append([
-            name, size, card.num_classes, human(result.params), human(result.macs),
+            name, size, card.num_classes, human(counts.params), human(counts.macs),
             card.paper_params or "-", card.paper_madds or "-",
-            _delta(result.params, card.paper_params), _delta(result.madds, card.paper_madds),
+            _delta(counts.params, card.paper_params), _delta(counts.madds, card.paper_madds),
             card.convention if card.paper_madds else "-",
         ])  # fmt: skip
     if args.json:
@@ -106,6 +106,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
         kwargs["width"] = args.width
     model = _build_on_meta(args.model, **kwargs)
     size = _input_size(args.input_size) or card.input_size
+    in_chans = getattr(model, "in_chans", 3)
+    if size[0] != in_chans:
+        raise UsageError(
+            f"--input-size: {args.model} takes {in_chans}-channel images, got {size[0]} channels in "
+            f"{args.input_size!r} (give H, HxW or {in_chans},H,W)"
+        )
     try:
         convention = parse_convention(args.convention, model)
     except ValueError as err:
@@ -126,10 +132,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
           "+ weights, ShuffleNet V2 guideline 1")  # fmt: skip
     print(f"  extras  {extras}")
     if card.paper_madds or card.paper_params:
-        reproduced = ", ".join(card.reproduces) or "nothing"
+        as_card = size == card.input_size and args.width is None and args.num_classes in (None, card.num_classes)
+        reproduced = (", ".join(card.reproduces) or "nothing") if as_card else "not compared at other settings"
         print(
-            f"  paper   {card.paper_params or '-'} params, {card.paper_madds or '-'} MAdds "
-            f"({card.paper}, {card.table}); reproduced: {reproduced} (convention '{card.convention}')"
+            f"  paper   {card.paper_params or '-'} params, {card.paper_madds or '-'} MAdds at "
+            f"{'x'.join(map(str, card.input_size[1:]))} ({card.paper}, {card.table}); reproduced: {reproduced} "
+            f"(convention '{card.convention}')"
         )
     if card.note:
         print(f"  note    {card.note}")
@@ -147,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list registered models with our and the papers' counts")
     p.add_argument("pattern", nargs="?", default="*", help="shell wildcard, e.g. 'antnet*' (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--count", action="store_true",
+        help="count every model afresh (slow: about 30 s for the zoo) instead of reading the stored counts",
+    )  # fmt: skip
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("profile", help="count parameters and multiply-adds of a model")

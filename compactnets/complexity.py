@@ -21,12 +21,18 @@ nothing. This is the traffic of each op run on its own, the model ShuffleNet V2 
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from .errors import InputShapeError
+from .registry import create_model, list_models, model_card
 
 OPS: tuple[str, ...] = ("macs", "bn", "act", "pool", "gating", "residual")
 """Every kind of operation the profiler counts; ``macs`` is always part of a convention."""
@@ -248,6 +254,8 @@ def profile(
         model.eval()
         with torch.no_grad():
             model(torch.zeros(1, *size, device=device, dtype=dtype))
+    except InputShapeError:
+        raise  # already names the model and the size it needs
     except (RuntimeError, ValueError) as err:
         raise ValueError(f"cannot profile {type(model).__name__} at input size {size}: {err}") from err
     finally:
@@ -260,3 +268,57 @@ def profile(
     totals = {k: sum(la.ops.get(k, 0) for la in layers) for k in OPS}
     params = sum(p.numel() for p in model.parameters())
     return ProfileResult(params, totals, conv, size, layers)
+
+
+COUNTS_FILE = Path(__file__).parent / "models" / "counts.json"
+"""Every registered model's :class:`CardCounts`, written by ``make counts``; ``tests/models/test_zoo.py`` checks
+each against a fresh count."""
+
+
+@dataclass(frozen=True)
+class CardCounts:
+    """Our exact counts of a registered model at its card's input size and class count: parameters, conv +
+    linear MACs, and MAdds in the card's convention (what ``compactnets list`` shows)."""
+
+    params: int
+    macs: int
+    madds: int
+
+
+@cache
+def _stored() -> dict[str, dict[str, Any]]:
+    return json.loads(COUNTS_FILE.read_text()) if COUNTS_FILE.exists() else {}
+
+
+def _card_key(name: str) -> dict[str, Any]:
+    """What stored counts depend on beside the architecture: a card edit makes them stale."""
+    card = model_card(name)
+    return {"input_size": list(card.input_size), "num_classes": card.num_classes, "convention": card.convention}
+
+
+def count_card(name: str) -> CardCounts:
+    """Count ``name`` at its card's input size and convention, on the meta device (no weights allocated)."""
+    card = model_card(name)
+    with torch.device("meta"):
+        model = create_model(name)
+    result = profile(model, card.input_size, convention=card.convention)
+    return CardCounts(result.params, result.macs, result.madds)
+
+
+def card_counts(name: str, count: bool = False) -> CardCounts:
+    """``name``'s counts from :data:`COUNTS_FILE`, instantly; counted afresh with ``count``, or where nothing
+    is stored for the card's current input size, class count and convention (a new model, an edited card)."""
+    entry = None if count else _stored().get(name)
+    if entry is None or any(entry.get(key) != value for key, value in _card_key(name).items()):
+        return count_card(name)
+    return CardCounts(entry["params"], entry["macs"], entry["madds"])
+
+
+def write_card_counts(path: Path = COUNTS_FILE) -> int:
+    """Count every registered model and write :data:`COUNTS_FILE` (one line per model); returns how many."""
+    lines = [
+        f"  {json.dumps(name)}: {json.dumps({**_card_key(name), **asdict(count_card(name))})}" for name in list_models()
+    ]
+    path.write_text("{\n" + ",\n".join(lines) + "\n}\n")
+    _stored.cache_clear()
+    return len(lines)

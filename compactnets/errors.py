@@ -9,3 +9,11 @@ class UsageError(Exception):
 
 class WeightsError(UsageError, ValueError):
     """Published or user weights that cannot be used: unknown tag, missing or corrupt file, wrong model."""
+
+
+class ModelArgumentError(UsageError, ValueError):
+    """A model argument outside its valid range: a width or depth multiplier that is not a positive number."""
+
+
+class InputShapeError(UsageError, ValueError):
+    """An input a model cannot take: the wrong number of channels, or smaller than its layers allow."""

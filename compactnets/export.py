@@ -28,6 +28,7 @@ from torch import nn
 from ._table import human
 from .deploy import deploy
 from .errors import UsageError
+from .models.base import CompactNet
 from .registry import create_model, list_models, model_card
 from .weights import save_pretrained, split_tag
 
@@ -421,6 +422,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         require_coreml_runtime()  # before the export, not after it
     name, model, size = resolve_model(args.model)
     size = _parse_input_size(args.input_size) or size
+    if isinstance(model, CompactNet):
+        model.check_input_size(*size[1:])  # one line here, not the exporter's hundreds
     exported = model if args.no_deploy else deploy(model)
     start = time.perf_counter()
     if args.format == "onnx":

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
+import math
+import numbers
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torch import nn
+
+from .errors import ModelArgumentError
 
 _UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}
 
@@ -110,15 +115,40 @@ class UnknownModelError(KeyError, ValueError):
         return str(self.args[0])
 
 
+MULTIPLIERS: tuple[str, ...] = ("width_mult", "depth_mult", "head_width_mult")
+"""Builder keywords that scale a network (MobileNets Sec. 3.3's width multiplier, EfficientNet Eq. 3's depth
+coefficient); ``create_model``'s ``width`` and ``depth`` are the first two."""
+
+
+def check_multiplier(name: str, keyword: str, value: object) -> None:
+    """Refuse a width or depth multiplier that is not a positive, finite number (``None`` means the default):
+    ``width=-5`` or ``depth=0`` would otherwise build a degenerate network without a word."""
+    if value is None:
+        return
+    valid = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    if not valid:
+        raise ModelArgumentError(
+            f"{name}: {keyword} must be a positive, finite number (a multiplier such as 0.5 or 1.4), got {value!r}"
+        )
+
+
 def register_model(card: ModelCard) -> Callable[[ModelBuilder], ModelBuilder]:
-    """Decorator: register ``builder`` under its function name with ``card``."""
+    """Decorator: register ``builder`` under its function name with ``card``; the registered builder checks
+    the keywords in :data:`MULTIPLIERS` before building."""
 
     def decorator(builder: ModelBuilder) -> ModelBuilder:
         name = builder.__name__
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = _Entry(builder, replace(card, name=name))
-        return builder
+
+        @functools.wraps(builder)
+        def checked_builder(*args: Any, **kwargs: Any) -> nn.Module:
+            for keyword in MULTIPLIERS:
+                check_multiplier(name, keyword, kwargs.get(keyword))
+            return builder(*args, **kwargs)
+
+        _REGISTRY[name] = _Entry(checked_builder, replace(card, name=name))
+        return checked_builder
 
     return decorator
 
@@ -172,6 +202,8 @@ def create_model(
 
     name, tag = w.split_tag(name)
     entry = _entry(name)
+    check_multiplier(name, "width", width)
+    check_multiplier(name, "depth", depth)
     chosen = w.get_weights(name, tag or pretrained) if (tag or pretrained) and not checkpoint_path else None
     if width is not None:
         kwargs["width_mult"] = width

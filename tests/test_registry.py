@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import compactnets as cn
-from compactnets.registry import matches_printed, parse_printed
+from compactnets.errors import ModelArgumentError, UsageError
+from compactnets.models.mobilenetv2 import mobilenetv2_100
+from compactnets.registry import MULTIPLIERS, matches_printed, parse_printed
+
+BAD_MULTIPLIERS = [0, -5, -1.0, float("nan"), float("inf"), "0.5", True]
 
 
 def test_list_models_wildcards() -> None:
@@ -36,6 +41,28 @@ def test_width_alias_and_bad_kwargs() -> None:
         cn.create_model("mobilenetv2_100", no_such_option=1)
     with pytest.raises(ValueError, match="pretrained"):
         cn.create_model("antnet_g2", pretrained=True)  # no published weights
+
+
+@pytest.mark.parametrize("name", cn.list_models())
+def test_every_builder_refuses_bad_multipliers_before_building(name: str) -> None:
+    for value in BAD_MULTIPLIERS:
+        for keyword in ("width", "depth"):
+            with pytest.raises(ModelArgumentError, match=rf"^{name}: {keyword} must be a positive, finite number"):
+                cn.create_model(name, **{keyword: value})
+        for keyword in MULTIPLIERS:  # the builder's own keywords, through create_model
+            with pytest.raises(ModelArgumentError, match=rf"^{name}: {keyword} must be"):
+                cn.create_model(name, **{keyword: value})
+
+
+def test_multiplier_errors_are_usage_errors_and_cover_direct_builder_calls() -> None:
+    with pytest.raises(ModelArgumentError, match="width_mult must be a positive") as info:
+        mobilenetv2_100(width_mult=-5)  # the registered builder, called without create_model
+    assert isinstance(info.value, ValueError) and isinstance(info.value, UsageError)
+    with pytest.raises(ModelArgumentError, match="depth must be"):
+        cn.create_model("antnet_g1", depth=-1)
+    with torch.device("meta"):  # valid multipliers still build
+        assert cn.create_model("antnet_g1", width=0.5, depth=1.5).card.name == "antnet_g1"
+        assert cn.create_model("mobilenetv2_100", width_mult=0.75, head_width_mult=1).num_classes == 1000
 
 
 def test_every_card_is_complete() -> None:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from itertools import chain
+
 import torch
 from torch import nn
+from torch.func import functional_call
 
+from ..errors import InputShapeError
 from ..layers import ClassifierHead, PyramidDepthwise
+
+MAX_PROBED_SIDE = 4096
+"""The largest input side :meth:`CompactNet.min_input_size` tries before giving up."""
 
 
 class CompactNet(nn.Module):
@@ -18,14 +26,23 @@ class CompactNet(nn.Module):
     features: nn.Module
     head: ClassifierHead
     in_chans: int = 3
+    _min_input_side: int | None = None  # found once, on the first too-small input
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"{type(self).__name__} expects images of shape (N, {self.in_chans}, H, W), "
+            raise InputShapeError(
+                f"{self.model_name} expects images of shape (N, {self.in_chans}, H, W), "
                 f"got a tensor of shape {tuple(x.shape)}"
             )
-        return self.features(x)
+        if torch.compiler.is_compiling():  # torch.compile and torch.export trace the plain graph
+            return self.features(x)
+        try:
+            return self.features(x)
+        except RuntimeError as err:  # e.g. a pooling window larger than its input: "Output size is too small"
+            too_small = None if isinstance(err, torch.OutOfMemoryError) else self._too_small(*x.shape[-2:])
+            if too_small is None:
+                raise  # not a size problem: the original error
+            raise InputShapeError(too_small) from None
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return self.head(x, pre_logits=pre_logits)
@@ -44,6 +61,72 @@ class CompactNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier (``0`` makes the model return pooled features)."""
         self.head.reset(num_classes)
+
+    @property
+    def model_name(self) -> str:
+        """The registered name (from the card ``create_model`` attaches), else the class name."""
+        card = getattr(self, "card", None)
+        return card.name if card is not None and card.name else type(self).__name__
+
+    def min_input_size(self) -> int | None:
+        """The smallest side ``s`` such that the features run on an ``s x s`` input (``None``: none up to
+        ``MAX_PROBED_SIDE`` does).
+
+        Found once by bisection on the meta device (shapes only: no weights copied, no arithmetic) and cached; a
+        network whose every pooling window and unpadded conv fits a 1x1 map gives 1.
+        """
+        if self._min_input_side is None:
+            self._min_input_side = _smallest_side(lambda side: self._features_run_at(side, side))
+        return self._min_input_side
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise :class:`InputShapeError` ("NAME needs at least HxW input, got hxw") if ``height x width`` is
+        smaller than the network's pooling and unpadded convs allow; a no-op for any input that runs."""
+        too_small = self._too_small(height, width)
+        if too_small is not None:
+            raise InputShapeError(too_small)
+
+    def _too_small(self, height: int, width: int) -> str | None:
+        """The error message if the features fail on a ``height x width`` input for being too small, else None."""
+        height, width = int(height), int(width)
+        if self._features_run_at(height, width):
+            return None
+        side = self.min_input_size()
+        if side is None or min(height, width) >= side:
+            return None
+        return f"{self.model_name} needs at least {side}x{side} input, got {height}x{width}"
+
+    def _features_run_at(self, height: int, width: int) -> bool:
+        """Whether ``self.features`` runs on one ``height x width`` image, tried on the meta device in eval mode."""
+        named = chain(self.features.named_parameters(), self.features.named_buffers())
+        meta = {name: torch.empty_like(t, device="meta") for name, t in named}
+        x = torch.empty(1, self.in_chans, height, width, device="meta")
+        modes = {m: m.training for m in self.features.modules()}
+        try:
+            self.features.eval()
+            with torch.no_grad():
+                functional_call(self.features, meta, (x,))
+        except RuntimeError:
+            return False
+        finally:
+            for module, training in modes.items():
+                module.training = training
+        return True
+
+
+def _smallest_side(runs: Callable[[int], bool]) -> int | None:
+    """The smallest ``s`` with ``runs(s)``: doubling from 1, then bisection (a network that runs on an input
+    runs on every larger one)."""
+    high = 1
+    while not runs(high):
+        if high >= MAX_PROBED_SIDE:
+            return None
+        high *= 2
+    low = high // 2  # fails, or 0
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if runs(middle) else (middle, high)
+    return high
 
 
 def init_weights(model: nn.Module) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 import compactnets as cn
+from compactnets.complexity import COUNTS_FILE, CardCounts, card_counts
+from compactnets.errors import InputShapeError
 from compactnets.registry import matches_printed
 
 ALL_MODELS = cn.list_models()
@@ -38,6 +42,19 @@ def test_counts_match_card(name: str) -> None:
         assert matches_printed(result.madds, card.paper_madds or "", card.paper_rtol), (
             f"{name}: {result.madds:,} MAdds ({card.convention}) do not print as {card.paper_madds}"
         )
+    stored = card_counts(name)  # what `compactnets list` shows without counting
+    assert stored == CardCounts(result.params, result.macs, result.madds), (
+        f"{name}: the counts stored in {COUNTS_FILE.name} are stale; run `make counts`"
+    )
+
+
+def test_counts_are_stored_for_every_card() -> None:
+    stored = json.loads(COUNTS_FILE.read_text())
+    assert sorted(stored) == ALL_MODELS, f"{COUNTS_FILE.name} lists other models than the registry: run `make counts`"
+    for name in ALL_MODELS:
+        card = cn.model_card(name)
+        assert stored[name]["input_size"] == list(card.input_size), name
+        assert stored[name]["num_classes"] == card.num_classes and stored[name]["convention"] == card.convention, name
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
@@ -68,3 +85,45 @@ def test_model_contract(name: str) -> None:
         model(torch.randn(1, 1, 32, 32))
     with pytest.raises(ValueError, match="expects images"):
         model(torch.randn(3, 32, 32))
+
+
+def _assert_smallest_input_is_named(model: torch.nn.Module, name: str, device: str = "meta") -> int:
+    """Below the side ``min_input_size`` finds, the model raises the one-line error; at it and just above, it runs."""
+    side = model.min_input_size()
+    assert side is not None, name
+    if side > 1:
+        small = side - 1
+        with pytest.raises(InputShapeError, match=rf"^{name} needs at least {side}x{side} input, got {small}x{small}$"):
+            model(torch.zeros(1, 3, small, small, device=device))
+        with pytest.raises(InputShapeError, match=rf"got {small}x{side + 8}$"):  # either side too small is named
+            model(torch.zeros(1, 3, small, side + 8, device=device))
+    for size in (side, side + 1, side + 2):  # bisection assumes every larger input runs: the next two do
+        assert model(torch.zeros(1, 3, size, size, device=device)).shape == (1, model.num_classes)
+    return side
+
+
+# The models the issue found failing on small inputs (the real device, CPU) and two that take any input.
+SMALL_INPUT_CASES = [("squeezenet_11", 17), ("densenet_bc_100_k12_cifar", 4), ("mobilenetv1_100", 1)]
+
+
+@pytest.mark.parametrize(("name", "side"), SMALL_INPUT_CASES)
+def test_too_small_input_names_the_minimum(name: str, side: int) -> None:
+    model = cn.create_model(name).eval()
+    with torch.no_grad():
+        assert _assert_smallest_input_is_named(model, name, "cpu") == side
+    model.train()
+    if side > 1:  # in training mode, from the public check, and with the model's modes left as they were
+        with pytest.raises(InputShapeError, match=rf"{name} needs at least {side}x{side} input, got 3x3"):
+            model(torch.randn(2, 3, 3, 3))
+        with pytest.raises(InputShapeError, match=f"got 3x{side}"):
+            model.check_input_size(3, side)
+    model.check_input_size(side, side)
+    assert all(m.training for m in model.modules())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_too_small_input_names_the_minimum_for_every_model(name: str) -> None:
+    with torch.device("meta"):
+        model = cn.create_model(name).eval()
+    _assert_smallest_input_is_named(model, name)
