@@ -94,6 +94,15 @@ def _eval_weights(name: str, data: Path) -> dict[str, Any]:
     }
 
 
+def _precision(env: dict[str, Any]) -> str:
+    """What the run trained in, from its env.json ("torch.bfloat16" autocast, depthwise layers kept fp32)."""
+    amp = str(env.get("amp", "None"))
+    if amp in ("None", "off", ""):
+        return "fp32"
+    dtype = amp.removeprefix("torch.").replace("bfloat16", "bf16").replace("float16", "fp16")
+    return f"{dtype}, depthwise fp32" if env.get("amp_fp32_depthwise_layers") else dtype
+
+
 def collect(model: str, run: Path, data: Path) -> dict[str, Any]:
     """Publish a finished run's weights, copy its records, and return its table row."""
     sys.path.insert(0, str(ROOT))
@@ -143,6 +152,7 @@ def collect(model: str, run: Path, data: Path) -> dict[str, Any]:
         "gap_to_paper": round(final_error - paper_error, 2) if paper_error is not None else None,
         "epochs": config["epochs"],
         "recipe": config["recipe"],
+        "precision": _precision(env),
         "wall_time_s": round(sum(r["epoch_seconds"] for r in rows)),
         "train_images_per_s": round(statistics.median(r["train_images_per_s"] for r in rows)),
         "threads": env.get("threads"),
@@ -167,15 +177,16 @@ def render(rows: list[dict[str, Any]]) -> None:
         "MODEL.cn_c10 --data CIFAR10_DIR` gives the 'weights top-1' column exactly (tested).",
         "",
         "| model | MACs | paper error | our error (final epoch) | gap | best-epoch error (epoch) | epochs | recipe "
-        "| wall time | img/s | threads | weights top-1 | paper protocol |",
-        "|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|",
+        "| precision | wall time | img/s | threads | weights top-1 | paper protocol |",
+        "|---|--:|--:|--:|--:|--:|--:|---|---|--:|--:|--:|--:|---|",
     ]
     for r in rows:
         lines.append(
             f"| [`{r['model']}`](cifar10_runs/{r['model']}/curve.png) | {r['macs'] / 1e6:.1f}M | {r['paper_error']} "
             f"| **{r['final_error']:.2f}** "
             f"| {r['gap_to_paper']:+.2f} | {r['best_epoch_error']:.2f} ({r['best_epoch']}) | {r['epochs']} "
-            f"| {r['recipe']} | {r['wall_time_s'] / 60:.0f} min | {r['train_images_per_s']} | {r['threads']} "
+            f"| {r['recipe']} | {r.get('precision', 'fp32')} | {r['wall_time_s'] / 60:.0f} min "
+            f"| {r['train_images_per_s']} | {r['threads']} "
             f"| {r['weights_top1']:.2f}% | {r['paper_protocol']} |"
         )
     machines = sorted({r["machine"] for r in rows})
