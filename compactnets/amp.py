@@ -16,8 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import UsageError
 from .layers import PyramidDepthwise
 from .machine import cpu_flags
+
+AMP_SETTINGS = ("auto", "off", "bf16", "fp16")
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -25,6 +28,25 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 def cpu_has_native_bf16() -> bool:
     """True where the CPU has bf16 dot-product instructions (AVX-512 BF16 or AMX)."""
     return any(flag in cpu_flags() for flag in NATIVE_BF16_FLAGS)
+
+
+def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype ``--amp SETTING`` trains in on ``device`` (``None``: fp32).
+
+    ``auto``: on CUDA bf16 where the GPU supports it, else fp16; on the CPU bf16 where the processor computes it
+    natively (AVX-512 BF16 or AMX, read at run time), else fp32. On the CPU bf16 always comes with
+    :func:`keep_depthwise_fp32` (the trainer applies it), which is what makes it faster for every family measured
+    (``benchmarks/results/train_speed.md``).
+    """
+    if setting not in AMP_SETTINGS:
+        raise UsageError(f"unknown --amp {setting!r}; use {', '.join(AMP_SETTINGS)}")
+    if setting == "off":
+        return None
+    if setting == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
+    return torch.bfloat16 if setting == "bf16" else torch.float16
 
 
 def is_depthwise(module: nn.Module) -> bool:

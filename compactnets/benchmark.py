@@ -9,8 +9,9 @@ chosen so that a sample lasts at least ``min_sample_ms``.
 Statistics: the median with the interquartile range (default), or ``method="paper"``: the ANTNets
 protocol (Sec. 4.3: 10 runs, the fastest and the slowest dropped, the mean of the other 8).
 
-Beside the latency: images/s, achieved GFLOP/s (2 x MACs x batch / time, MACs as ``profile`` counts
-them) and its fraction of a GEMM peak measured on the spot (fp32 ``torch.mm``), the memory traffic of
+Beside the latency: images/s, achieved GFLOP/s (2 x MACs x batch / time, the MACs the kernels execute:
+:func:`compactnets.complexity.executed_macs`, also timm's ``infer_gmacs`` column) and its fraction of a GEMM
+peak measured on the spot (fp32 ``torch.mm``), the memory traffic of
 :func:`compactnets.profile`, and the environment that the numbers depend on (device, threads,
 versions, allocator, load from other processes, with a warning when other processes use the cores).
 """
@@ -38,7 +39,7 @@ from torch import nn
 
 from ._table import format_table
 from .allocator import allocator
-from .complexity import profile
+from .complexity import executed_macs, profile
 from .deploy import deploy
 from .errors import UsageError
 from .machine import cpu_name
@@ -163,14 +164,16 @@ def load_warning(other_cores: float | None, threads: int) -> str | None:
     )
 
 
-def gemm_peak_gflops(device: str = "cpu", size: int = 1024, repeats: int = 10) -> float:
-    """The best fp32 ``torch.mm`` rate of ``size`` x ``size`` matrices now, with the current threads.
+def gemm_peak_gflops(
+    device: str = "cpu", size: int = 1024, repeats: int = 10, dtype: torch.dtype = torch.float32
+) -> float:
+    """The best ``torch.mm`` rate of ``size`` x ``size`` matrices of ``dtype`` now, with the current threads.
 
     Background load only lowers it: the benchmark measures it before and after and keeps the higher.
     A well-tuned conv library (onnxruntime's MLAS) can beat it, so a fraction above 100% is possible.
     """
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     best = math.inf
     for _ in range(repeats + 1):  # the first is a warm-up
         start = time.perf_counter()
@@ -470,7 +473,7 @@ def _run_benchmark(
         name, model, size = resolve_model(spec)
         size = config.input_size or size
         counts = profile(model, size)
-        loaded[spec] = (name, model.to(config.device), size, counts)
+        loaded[spec] = (name, model.to(config.device), size, counts, executed_macs(model, size))
     peak = gemm_peak_gflops(config.device)
     env["gemm_peak_gflops"] = round(peak, 1)
     log(f"{env['device']}, {threads} threads, allocator {env['allocator']}, torch {env['torch']}, "
@@ -490,11 +493,11 @@ def _run_benchmark(
                     if True in config.deploy:
                         continue
                     deployed = True
-                name, model, size, counts = loaded[spec]
+                name, model, size, counts, macs = loaded[spec]
                 example = torch.randn(batch, *size, device=config.device)
                 net = deploy(model, onednn=runtime == "onednn") if deployed else model
                 run = make_runner(net, runtime, example, layout, threads, workdir)
-                cases.append(Case(name, runtime, batch, size, layout, deployed, run, counts.macs,
+                cases.append(Case(name, runtime, batch, size, layout, deployed, run, macs,
                                   counts.params, counts.memory))  # fmt: skip
             monitor = measure(cases, config.repeats, config.warmup, config.min_sample_ms)
             warning = load_warning(monitor.other_cores, threads)
@@ -532,8 +535,14 @@ def _variants(value: str) -> tuple[bool, ...]:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .cli import _input_size
 
+    if args.train:
+        from .train_bench import cmd_train_bench
+
+        return cmd_train_bench(args)
+    if args.amp or args.json:
+        raise UsageError("--amp and --json apply to --train (training steps); inference runs in fp32")
     config = BenchConfig(
-        batch_sizes=_int_list(args.batch_size, "--batch-size"),
+        batch_sizes=_int_list(args.batch_size or "1", "--batch-size"),
         runtimes=[r.strip() for r in args.runtime.split(",") if r.strip()],
         input_size=_input_size(args.input_size),
         device=args.device,
@@ -541,7 +550,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         channels_last=_variants(args.channels_last),
         deploy=_variants(args.deploy),
         method=args.method,
-        repeats=args.repeats,
+        repeats=args.repeats or 20,
         warmup=args.warmup,
         min_sample_ms=args.min_sample_ms,
     )
@@ -563,7 +572,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     p.add_argument("models", nargs="+", metavar="MODEL", help="registered names, run directories or checkpoints")
-    p.add_argument("--batch-size", default="1", help="comma-separated batch sizes (default: 1), e.g. 1,32")
+    p.add_argument("--batch-size", help="comma-separated batch sizes (default: 1; --train: one, default 128)")
     p.add_argument("--input-size", help="H, HxW or C,H,W (default: the card's)")
     p.add_argument("--runtime", default="eager", help=f"comma-separated, from {', '.join(RUNTIMES)} (default: eager)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -574,11 +583,16 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="apply compactnets.deploy (BN folding, exact merges) first ('both' measures both)")  # fmt: skip
     p.add_argument("--method", default="median", choices=METHODS,
                    help="median of --repeats samples with IQR, or paper: ANTNets' mean of 8 of 10 runs")  # fmt: skip
-    p.add_argument("--repeats", type=int, default=20, help="samples per configuration (default: 20)")
+    p.add_argument("--repeats", type=int, help="samples per configuration (default: 20; --train: 10 steps)")
     p.add_argument("--warmup", type=int, default=5, help="warm-up calls per configuration (default: 5)")
     p.add_argument("--min-sample-ms", type=float, default=20.0,
                    help="a sample averages enough calls to last this long (default: 20 ms; 0 = one call)")  # fmt: skip
     p.add_argument("--csv", help="also write the results as CSV (timm's columns first)")
+    p.add_argument("--train", action="store_true",
+                   help="time training steps (forward, backward, SGD step) instead of inference; "
+                        "--runtime eager,compile and --amp as columns")  # fmt: skip
+    p.add_argument("--amp", help="with --train: comma-separated, from off, bf16, auto (default: off,bf16)")
+    p.add_argument("--json", action="store_true", help="with --train: print the records as JSON")
     p.set_defaults(func=cmd_bench)
 
 

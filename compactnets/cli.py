@@ -14,7 +14,7 @@ import torch
 from . import __version__
 from ._table import format_table, human
 from .allocator import tune_malloc
-from .complexity import ProfileResult, card_counts, parse_convention, profile
+from .complexity import ProfileResult, card_counts, executed_macs, parse_convention, profile
 from .errors import UsageError
 from .registry import UnknownModelError, create_model, list_models, model_card, parse_printed
 
@@ -117,8 +117,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     result = profile(model, size, convention="+".join(convention))
+    executed = executed_macs(model, size)
     if args.json:
-        print(json.dumps({"name": args.model, **result.to_dict(per_layer=args.per_layer)}, indent=2))
+        record = {"name": args.model, **result.to_dict(per_layer=args.per_layer), "executed_macs": executed}
+        print(json.dumps(record, indent=2))
         return 0
     if args.per_layer:
         print(_per_layer_table(result))
@@ -126,7 +128,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     extras = ", ".join(f"{k} {human(v)}" for k, v in result.ops.items() if k != "macs")
     print(f"{args.model} at {'x'.join(map(str, size))}")
     print(f"  params  {result.params:>15,}")
-    print(f"  MACs    {result.macs:>15,}   (conv + linear)")
+    print(f"  MACs    {result.macs:>15,}   (conv + linear, as the paper's layers)")
+    if executed != result.macs:
+        print(f"  executed{executed:>15,}   MACs the kernels execute ({executed / result.macs:.2f}x: a layer "
+              "computes its result another way, e.g. a pyramid merged into one conv)")  # fmt: skip
     print(f"  MAdds   {result.madds:>15,}   (convention: {'+'.join(result.convention)})")
     print(f"  memory  {result.memory:>15,}   bytes at fp32 ({human(result.memory)}B): activations read + written "
           "+ weights, ShuffleNet V2 guideline 1")  # fmt: skip

@@ -322,3 +322,30 @@ def write_card_counts(path: Path = COUNTS_FILE) -> int:
     path.write_text("{\n" + ",\n".join(lines) + "\n}\n")
     _stored.cache_clear()
     return len(lines)
+
+
+def executed_macs(model: nn.Module, input_size: tuple[int, ...] | int | None = None) -> int:
+    """Multiply-accumulates the model's kernels execute for one image: convolutions and matrix products as
+    dispatched to ATen (``torch.utils.flop_counter``), whatever the layers are in the paper.
+
+    It differs from :func:`profile`'s ``macs`` where a layer computes its result in another way than the paper
+    describes: PydMobileNet-Add runs its 3x3 + 5x5 + 7x7 pyramid as one merged 7x7 depthwise conv (49 MACs per
+    output element, where the paper counts 9 + 25 + 49 = 83). Runs in eval mode without gradients on the
+    model's device (``meta`` allocates nothing).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    size = _normalise_input_size(input_size, model)
+    first = next(iter(model.parameters()), None)
+    device = first.device if first is not None else torch.device("cpu")
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    training = {m: m.training for m in model.modules()}
+    counter = FlopCounterMode(display=False)
+    try:
+        model.eval()
+        with torch.no_grad(), counter:
+            model(torch.zeros(1, *size, device=device, dtype=dtype))
+    finally:
+        for module, mode in training.items():
+            module.training = mode
+    return counter.get_total_flops() // 2  # the counter's flops are 2 x MACs

@@ -60,7 +60,7 @@ class TrainConfig:
     # runtime
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     channels_last: bool = True
-    amp: str = "auto"  # auto (bf16 on CUDA if supported, else off), off, bf16, fp16
+    amp: str = "auto"  # auto (bf16 where the GPU or CPU has it natively; else CUDA fp16, CPU fp32), off, bf16, fp16
     compile: bool = False
     sync_bn: bool = False
     num_workers: int = 0

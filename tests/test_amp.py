@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
 import compactnets as cn
+from compactnets import amp
 from compactnets.amp import is_depthwise, keep_depthwise_fp32
+from compactnets.cli import main
+from compactnets.errors import UsageError
 from compactnets.recipes import resolve_config
 from compactnets.train import train
 
@@ -48,3 +52,54 @@ def test_cpu_bf16_training_keeps_depthwise_in_fp32_and_says_so(tmp_path: Path) -
     env = json.loads((result.out / "env.json").read_text())
     assert env["amp"] == "torch.bfloat16" and env["amp_fp32_depthwise_layers"] == 17
     assert 0 <= result.last["val_top1"] <= 100
+
+
+@pytest.mark.parametrize(("flags", "expected"), [({"avx512_bf16"}, torch.bfloat16), ({"amx_bf16", "avx2"},
+                         torch.bfloat16), ({"avx2", "avx512f"}, None), (set(), None)])  # fmt: skip
+def test_amp_auto_on_the_cpu_follows_the_processor(
+    flags: set[str], expected: torch.dtype | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(amp, "cpu_flags", lambda: flags)
+    cpu = torch.device("cpu")
+    assert amp.amp_dtype("auto", cpu) is expected
+    assert amp.amp_dtype("off", cpu) is None and amp.amp_dtype("bf16", cpu) is torch.bfloat16
+    with pytest.raises(UsageError, match="unknown --amp 'bf32'; use auto, off, bf16, fp16"):
+        amp.amp_dtype("bf32", cpu)
+
+
+def test_training_under_amp_auto_records_what_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(amp, "cpu_flags", lambda: {"amx_bf16"})
+    overrides = {"out": str(tmp_path / "run"), "epochs": 1, "train_subset": 32, "batch_size": 16,
+                 "log_every": 1000, "width": 0.25}  # fmt: skip
+    result = train(resolve_config("mobilenetv2_cifar", "fast", overrides=overrides))  # the recipe's amp: auto
+    env = json.loads((result.out / "env.json").read_text())
+    assert env["amp_setting"] == "auto" and env["cpu_native_bf16"] is True
+    assert env["amp"] == "torch.bfloat16" and env["amp_fp32_depthwise_layers"] == 17
+
+
+def test_bench_train_measures_amp_settings_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["bench", "resnet20_cifar", "--train", "--amp", "off,bf16", "--batch-size", "4", "--repeats", "2",
+            "--threads", "1", "--json"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = {row["amp"]: row for row in report["rows"]}
+    assert rows["off"]["precision"] == "fp32" and rows["bf16"]["precision"] == "bf16"  # no depthwise layer
+    assert rows["off"]["vs_fp32_eager"] == 1.0 and rows["bf16"]["images_per_s"] > 0
+    macs = rows["off"]["executed_macs"]
+    assert macs == cn.profile(cn.create_model("resnet20_cifar")).macs
+    for row in rows.values():  # 3 x 2 x executed MACs per image, from the measured step time
+        assert row["achieved_gflops"] == pytest.approx(6 * macs * 4 / row["step_ms"] / 1e6, rel=1e-2)
+    assert report["env"]["gemm_peak_gflops_fp32"] > 0 and report["env"]["gemm_peak_gflops_bf16"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--amp", "fp8"], "unknown fp8"), (["--runtime", "onnxruntime"], "unknown onnxruntime"),
+     (["--batch-size", "1,32"], "one --batch-size")],
+)  # fmt: skip
+def test_bench_train_refuses_bad_options_in_one_line(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "resnet20_cifar", "--train", "--repeats", "1", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

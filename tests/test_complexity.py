@@ -3,28 +3,42 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 import compactnets as cn
-from compactnets.complexity import OPS, parse_convention
-
-
-def _flop_counter_macs(model: nn.Module, size: tuple[int, int, int]) -> int:
-    """An independent count: PyTorch's FlopCounterMode reports 2 FLOPs per MAC."""
-    model.eval()
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(torch.zeros(1, *size))
-    return counter.get_total_flops() // 2
+from compactnets.complexity import OPS, executed_macs, parse_convention
+from compactnets.layers import PyramidDepthwise
 
 
 @pytest.mark.parametrize(
     "name", ["mobilenetv1_025", "mobilenetv2_cifar", "antnet_g2_cifar", "antnet_e_cifar", "c_antnet_cifar"]
 )
 def test_macs_agree_with_torch_flop_counter(name: str) -> None:
+    """Two independent counts: our module hooks, and the ATen ops PyTorch's FlopCounterMode sees executed."""
     model = cn.create_model(name)
     size = (3, 32, 32) if name.endswith("_cifar") else (3, 96, 96)
-    assert cn.profile(model, size).macs == _flop_counter_macs(model, size)
+    assert cn.profile(model, size).macs == executed_macs(model, size)
+
+
+@pytest.mark.parametrize(("mode", "single_conv", "executed_per_pixel"), [("add", True, 49), ("concat", False, 83)])
+def test_executed_macs_count_the_merged_pyramid(mode: str, single_conv: bool, executed_per_pixel: int) -> None:
+    """PydMobileNet counts 3x3 + 5x5 + 7x7 = 83 MACs per output element; the merged Add pyramid runs one 7x7."""
+    layer = PyramidDepthwise(4, (3, 5, 7), mode=mode, single_conv=single_conv)
+    elements = 4 * 6 * 6  # channels x output pixels, one kernel each
+    assert cn.profile(layer, (4, 6, 6)).macs == elements * 83
+    assert executed_macs(layer, (4, 6, 6)) == elements * executed_per_pixel
+
+
+def test_executed_macs_of_pydmobilenet_add_differ_by_its_pyramids_only() -> None:
+    with torch.device("meta"):
+        model = cn.create_model("pydmobilenet_add_29_050_cifar")
+    saved = [0]  # MACs per image the merged pyramids skip: (9 + 25 + 49) - 49 per output element
+    hooks = [m.register_forward_hook(lambda m, i, out: saved.__setitem__(0, saved[0] + out[0].numel() * 34))
+             for m in model.modules() if isinstance(m, PyramidDepthwise)]  # fmt: skip
+    paper_layers = cn.profile(model).macs
+    for hook in hooks:
+        hook.remove()
+    assert len(hooks) == 9 and saved[0] > 0  # one pyramid in each of the 9 bottlenecks (Net-29)
+    assert executed_macs(model) == paper_layers - saved[0]
 
 
 def test_grouped_and_depthwise_convs_are_exact() -> None:
