@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -34,7 +35,7 @@ from torchvision.transforms import v2
 
 from . import __version__
 from .allocator import allocator
-from .amp import keep_depthwise_fp32
+from .amp import amp_dtype, cpu_has_native_bf16, keep_depthwise_fp32
 from .checkpoint import load_checkpoint, save_atomic
 from .data import SMALL_IMAGE_MAX, DataBundle, build_data
 from .errors import UsageError
@@ -43,6 +44,7 @@ from .machine import cpu_name
 from .models.base import xavier_init
 from .recipes import TrainConfig
 from .registry import create_model
+from .rundir import RunLock, check_new_run
 from .weights import get_weights
 
 METRIC_COLUMNS = [
@@ -114,17 +116,6 @@ def pick_device(name: str, info: DistInfo) -> torch.device:
     if name != "cpu":
         raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
     return torch.device("cpu")
-
-
-def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
-    """bf16 where the GPU supports it, fp16 otherwise on CUDA, nothing on CPU unless asked."""
-    if setting not in ("auto", "off", "bf16", "fp16"):
-        raise UsageError(f"unknown --amp {setting!r}; use auto, off, bf16 or fp16")
-    if setting == "off" or (setting == "auto" and device.type != "cuda"):
-        return None
-    if setting == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if setting == "bf16" else torch.float16
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -480,8 +471,21 @@ def train(
     """Train ``cfg.model`` on ``cfg.data``; with ``resume`` continue the run in ``cfg.out`` exactly.
 
     ``on_step(epoch, step)`` is called after every optimizer step; returning True stops the run as an
-    interruption would (checkpoint, then return) — tests use it to simulate a kill.
+    interruption would (checkpoint, then return) — tests use it to simulate a kill. The run directory is
+    locked for the run's life (:class:`compactnets.rundir.RunLock`, held by the first process of a job).
     """
+    launched = "RANK" in os.environ  # torchrun: every rank must be given the same --out
+    if not cfg.out and not launched:
+        cfg = dataclasses.replace(cfg, out=str(_default_out(cfg)))
+    lock = RunLock(Path(cfg.out)).acquire() if cfg.out and int(os.environ.get("RANK", "0")) == 0 else None
+    try:
+        return _train(cfg, resume, on_step)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(cfg: TrainConfig, resume: bool, on_step: Callable[[int, int], bool] | None) -> RunResult:
     probe = torch.device(
         "cuda" if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
     )
@@ -493,8 +497,8 @@ def train(
     checkpoint: dict[str, Any] | None = None
     if resume:
         checkpoint = load_checkpoint(out, prefer="last")
-    elif (out / "last.pt").exists():
-        raise UsageError(f"{out} already holds a run; continue it with --resume {out}, or choose another --out")
+    else:
+        check_new_run(out)
     seed_everything(cfg.seed + info.rank, cfg.deterministic)
 
     size = (3, cfg.input_size, cfg.input_size) if cfg.input_size else None
@@ -591,8 +595,10 @@ def train(
         env = environment(device, info) | {
             "per_process_batch": per_rank_batch,
             "global_batch": cfg.batch_size,
+            "amp_setting": cfg.amp,
             "amp": str(autocast_dtype),
             "amp_fp32_depthwise_layers": fp32_depthwise,
+            "cpu_native_bf16": cpu_has_native_bf16(),
             "lr_note": "lr applies to the global batch; scale it linearly if you change --batch-size",
         }
         (out / "env.json").write_text(json.dumps(env, indent=2) + "\n")
@@ -838,9 +844,11 @@ def eval_checkpoint_or_model(
     device: torch.device,
     channels_last: bool = True,
     pretrained: bool = False,
+    match_classes: bool = True,
 ) -> tuple[nn.Module, EvalResult]:
     """Evaluate a checkpoint / run directory, a registered model with published weights (``NAME.TAG`` or
-    ``pretrained``), or a freshly built registered model, on ``data.val``."""
+    ``pretrained``), or a freshly built registered model, on ``data.val``. A checkpoint that stores class
+    names must match the folder's, in order (``match_classes=False``: only their number)."""
     from .checkpoint import load_model
     from .registry import list_models
     from .weights import get_weights, split_tag
@@ -859,6 +867,10 @@ def eval_checkpoint_or_model(
         classes = model.checkpoint_meta.get("classes")
         if classes is not None and len(classes) != data.num_classes:
             raise UsageError(f"{target} predicts {len(classes)} classes but {data.name} has {data.num_classes}")
+        if classes is not None and match_classes and list(classes) != list(data.classes):
+            raise UsageError(f"{target} was trained on the classes {', '.join(classes[:4])}, ... but {data.name} "
+                             f"holds {', '.join(data.classes[:4])}, ...; pass --ignore-class-names if they are the "
+                             "same classes under other names, in the same order")  # fmt: skip
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)

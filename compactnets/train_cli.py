@@ -100,7 +100,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data = build_data(args.data, args.data_dir, args.download, size, "auto" if cfg else "none", cfg)
     device = pick_device(args.device, DistInfo())
     _, result = eval_checkpoint_or_model(
-        args.target, data, args.batch_size, device, args.channels_last, pretrained=args.pretrained
+        args.target,
+        data,
+        args.batch_size,
+        device,
+        args.channels_last,
+        pretrained=args.pretrained,
+        match_classes=not args.ignore_class_names,
     )
     record = {
         "target": weights.name if weights is not None else args.target,
@@ -154,6 +160,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint, run directory or fresh model on a data set")
     p.add_argument("target", help="run directory, checkpoint file, NAME.TAG (published weights) or model name")
     p.add_argument("--pretrained", action="store_true", help="NAME: evaluate its default published weights")
+    p.add_argument("--ignore-class-names", action="store_true",
+                   help="evaluate a checkpoint on a folder whose class names differ from its own")  # fmt: skip
     p.add_argument("--data", default="digits", help="cifar10, cifar100, digits or an image-folder path")
     p.add_argument("--data-dir", default="data", help="where CIFAR lives (default: ./data)")
     p.add_argument("--download", action="store_true", help="download CIFAR if missing (needs a network)")
