@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from .conv import conv2d
 
@@ -85,14 +86,15 @@ class ChannelwiseConv(nn.Module):
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_in", nonlinearity="linear")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        nchw = x.is_contiguous()
-        signals = x.permute(0, 2, 3, 1).reshape(n * h * w, 1, c)  # one signal per pixel: a view if channels_last
+        n, h, w = x.shape[0], x.shape[2], x.shape[3]  # indexed, not unpacked: torch.fx traces it
+        signals = x.permute(0, 2, 3, 1).flatten(0, 2).unsqueeze(1)  # one signal per pixel: a view if channels_last
         if self._pad is not None:
             signals = F.pad(signals, self._pad)
         # (N*H*W, num_kernels, L) -> (N, num_kernels * L, H, W), kernel-major channels, channels_last strides
         out = self.conv(signals).reshape(n, h, w, self.out_chs).permute(0, 3, 1, 2)
-        return out.contiguous() if nchw else out
+        if is_fx_symbolic_tracing():
+            return out  # a traced graph keeps the channels_last strides
+        return out.contiguous() if x.is_contiguous() else out
 
     def extra_repr(self) -> str:
         return (
@@ -189,7 +191,7 @@ class ConvClassifierHead(nn.Module):
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if pre_logits or self.conv is None:
             return self.dropout(self.pool(x).flatten(1))
-        if x.shape[-2:] != (self.feature_size, self.feature_size):
-            x = self.resize(x)
+        if is_fx_symbolic_tracing() or x.shape[-2:] != (self.feature_size, self.feature_size):
+            x = self.resize(x)  # the identity at the feature size, which a traced graph cannot test
         x = self.dropout(x).flatten(2).transpose(1, 2)  # (N, df^2, m): positions as conv1d channels
         return self.conv(x).flatten(1)  # (N, 1, n) -> (N, n)

@@ -71,8 +71,8 @@ class UnevenGroupConv(nn.Module):
         self.kernel_size, self.stride = kernel_size, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = torch.split(x, self.in_splits, dim=1)
-        return torch.cat([conv(part) for conv, part in zip(self.convs, parts, strict=True)], dim=1)
+        parts = torch.split(x, self.in_splits, dim=1)  # indexed, not iterated: torch.fx traces it
+        return torch.cat([conv(parts[i]) for i, conv in enumerate(self.convs)], dim=1)
 
     def block_diagonal_weight(self) -> torch.Tensor:
         """The equivalent dense weight (C_out, C_in, k, k): the groups' kernels on the diagonal, zeros elsewhere."""

@@ -51,19 +51,23 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 PyramidMode = Literal["add", "concat"]
 
 
-def _pad_to(kernel: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero-pad a (C, 1, k, k) kernel to (C, 1, size, size), keeping it centred."""
-    p = (size - kernel.shape[-1]) // 2
+def _pad_to(kernel: torch.Tensor, k: int, size: int) -> torch.Tensor:
+    """Zero-pad a (C, 1, k, k) kernel to (C, 1, size, size), keeping it centred (``k`` given, not read from the
+    tensor, so that torch.fx can trace it)."""
+    p = (size - k) // 2
     return F.pad(kernel, (p, p, p, p)) if p else kernel
 
 
 def grouped_to_literal(y: torch.Tensor, groups: int) -> torch.Tensor:
     """Reorder the (N, groups M, H, W) output of a grouped conv with M outputs per group, channel ``c M + m``,
     to the literal concatenation order ``m C + c``; one copy, keeping channels_last if ``y`` has it."""
+    if is_fx_symbolic_tracing():  # no branch on the layout in a traced graph
+        return y.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
     n, channels, h, w = y.shape
     m = channels // groups
     if not y.is_contiguous() and y.is_contiguous(memory_format=torch.channels_last):
@@ -132,7 +136,7 @@ class PyramidDepthwise(nn.Module):
 
     def merged_weight(self) -> torch.Tensor:
         """The kernel of the single conv: (C, 1, K, K) for add, (M C, 1, K, K) in grouped order for concat."""
-        padded = [_pad_to(w, self.merged_size) for w in self.weights]
+        padded = [_pad_to(w, k, self.merged_size) for w, k in zip(self.weights, self.kernel_sizes, strict=True)]
         if self.mode == "add":
             return torch.stack(padded).sum(0)
         # (C, M, 1, K, K) -> (C M, 1, K, K): output channel c M + m is kernel m of channel c
@@ -142,7 +146,8 @@ class PyramidDepthwise(nn.Module):
         if self.single_conv:
             y = F.conv2d(x, self.merged_weight(), None, self.stride, self.merged_size // 2, 1, self.channels)
             return y if self.mode == "add" else grouped_to_literal(y, self.channels)
-        outs = [F.conv2d(x, w, None, self.stride, w.shape[-1] // 2, 1, self.channels) for w in self.weights]
+        outs = [F.conv2d(x, w, None, self.stride, k // 2, 1, self.channels)
+                for w, k in zip(self.weights, self.kernel_sizes, strict=True)]  # fmt: skip
         if self.mode == "add":
             return sum(outs[1:], outs[0])  # element-wise adds keep the input's memory format
         return torch.cat(outs, 1)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """Interleave ``groups`` channel groups: (N, g, C/g, H, W) -> transpose -> (N, C, H, W).
 
-    Written as view/transpose/reshape, which every exporter handles and which costs one copy.
+    Written as unflatten/transpose/flatten (views and one copy), which every exporter and ``torch.fx`` handles.
     """
-    n, c, h, w = x.shape
-    if c % groups:
-        raise ValueError(f"channel_shuffle: {c} channels do not split into {groups} groups")
-    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+    if not is_fx_symbolic_tracing() and x.shape[1] % groups:  # FX traces shapes symbolically: no Python branch on them
+        raise ValueError(f"channel_shuffle: {x.shape[1]} channels do not split into {groups} groups")
+    return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
 
 
 class ChannelShuffle(nn.Module):

@@ -8,6 +8,7 @@ from itertools import chain
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from ..errors import InputShapeError
 from ..layers import ClassifierHead, PyramidDepthwise
@@ -29,6 +30,8 @@ class CompactNet(nn.Module):
     _min_input_side: int | None = None  # found once, on the first too-small input
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if is_fx_symbolic_tracing():  # torch.fx (torchvision's create_feature_extractor) traces the plain graph
+            return self.features(x)
         if x.ndim != 4 or x.shape[1] != self.in_chans:
             raise InputShapeError(
                 f"{self.model_name} expects images of shape (N, {self.in_chans}, H, W), "
