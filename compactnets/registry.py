@@ -187,6 +187,8 @@ def create_model(
     width: float | None = None,
     depth: float | None = None,
     checkpoint_path: str | None = None,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a registered model by name (timm style).
@@ -196,7 +198,9 @@ def create_model(
     to the model's constructor. ``pretrained=True`` (or a tag, or a name ``NAME.TAG``) loads published weights,
     verified by sha256, and sets ``model.pretrained_cfg``; a different ``num_classes`` then replaces the
     classifier. ``checkpoint_path`` loads the user's own weights (safetensors, state_dict or compactnets
-    checkpoint). The card is attached as ``model.card``.
+    checkpoint). The card is attached as ``model.card``. ``features_only=True`` returns a
+    :class:`compactnets.features.FeatureMaps` (a list of feature maps at ``out_indices`` of the model's
+    ``feature_info``, default all) for a detection or segmentation head.
     """
     from . import weights as w
 
@@ -226,4 +230,10 @@ def create_model(
     elif checkpoint_path:
         w.load_user_weights(model, w.read_state_dict(checkpoint_path), name)
     model.card = entry.card
+    if features_only:
+        from .features import FeatureMaps
+
+        return FeatureMaps(model, out_indices)
+    if out_indices is not None:
+        raise TypeError(f"{name}: out_indices applies with features_only=True")
     return model

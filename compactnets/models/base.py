@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import chain
+from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
+from .. import features as features_module
 from ..errors import InputShapeError
 from ..layers import ClassifierHead, PyramidDepthwise
 
@@ -64,6 +66,24 @@ class CompactNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier (``0`` makes the model return pooled features)."""
         self.head.reset(num_classes)
+
+    def feature_modules(self) -> list[tuple[str, nn.Module]]:
+        """The modules whose outputs are candidate feature maps: the stages of ``features``, in order."""
+        return [(f"features.{name}", module) for name, module in self.features.named_children()]
+
+    @property
+    def feature_info(self) -> list[dict[str, Any]]:
+        """timm's ``feature_info``: the deepest map at every reduction, ``{"num_chs", "reduction", "module"}``
+        (:func:`compactnets.features.feature_info`, at the card's input size)."""
+        if "_feature_info" not in self.__dict__:
+            self.__dict__["_feature_info"] = features_module.feature_info(self)
+        return self.__dict__["_feature_info"]
+
+    def forward_intermediates(
+        self, x: torch.Tensor, indices: Sequence[int] | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The last feature map and the maps at ``indices`` of ``feature_info`` (default all), as timm's."""
+        return features_module.forward_intermediates(self, x, indices)
 
     @property
     def model_name(self) -> str:

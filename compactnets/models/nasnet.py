@@ -217,6 +217,11 @@ class NASNet(CompactNet):
         self.head = ClassifierHead(chs, num_classes, drop_rate)
         init_weights(self)
 
+    def feature_modules(self) -> list[tuple[str, nn.Module]]:
+        """The stem and every cell (each takes two inputs, so ``features`` is no Sequential), then the ReLU."""
+        cells = [(f"features.cells.{i}", cell) for i, cell in enumerate(self.features.cells)]
+        return [("features.stem", self.features.stem), *cells, ("features.act", self.features.act)]
+
 
 @register_model(
     ModelCard(

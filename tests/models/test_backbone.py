@@ -9,6 +9,7 @@ from torch.fx import symbolic_trace
 from torchvision.models.feature_extraction import create_feature_extractor
 
 import compactnets as cn
+from compactnets.errors import UsageError
 
 
 @pytest.mark.parametrize("name", cn.list_models())
@@ -36,3 +37,33 @@ def test_traced_graph_and_feature_extractor_match_the_model(name: str) -> None:
         torch.testing.assert_close(symbolic_trace(model)(x), expected, rtol=1e-5, atol=1e-5)
         features = create_feature_extractor(model, return_nodes={"features": "f"})
         torch.testing.assert_close(features(x)["f"], model.forward_features(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", cn.list_models())
+def test_feature_maps_of_every_model_have_the_shapes_feature_info_gives(name: str) -> None:
+    with torch.device("meta"):
+        model = cn.create_model(name)
+        info = model.feature_info
+        reductions = [f["reduction"] for f in info]
+        assert reductions == sorted(set(reductions)) and len(info) >= 3  # distinct strides, shallow to deep
+        assert info[-1]["num_chs"] == model.num_features  # the deepest map is what the classifier pools
+        size = model.card.input_size
+        backbone = cn.create_model(name, features_only=True, out_indices=(-2, -1))
+        assert backbone.feature_info == info[-2:]
+        maps = backbone(torch.empty(2, *size))
+    for entry, fmap in zip(info[-2:], maps, strict=True):
+        assert fmap.shape[:2] == (2, entry["num_chs"])
+        assert round(size[-1] / fmap.shape[-1]) == entry["reduction"]
+
+
+def test_forward_intermediates_and_bad_indices() -> None:
+    torch.manual_seed(0)
+    model = cn.create_model("antnet_g2_cifar").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        final, maps = model.forward_intermediates(x, indices=(0, -1))
+        torch.testing.assert_close(final, model.forward_features(x))
+    torch.testing.assert_close(maps[-1], final)
+    assert [m.shape[1] for m in maps] == [model.feature_info[0]["num_chs"], model.num_features]
+    with pytest.raises(UsageError, match=r"antnet_g2_cifar: out_indices \(7,\) out of range: it has \d feature"):
+        cn.create_model("antnet_g2_cifar", features_only=True, out_indices=(7,))
