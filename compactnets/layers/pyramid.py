@@ -51,7 +51,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.fx._symbolic_trace import is_fx_symbolic_tracing
+
+from .shuffle import channel_shuffle
 
 PyramidMode = Literal["add", "concat"]
 
@@ -65,15 +66,9 @@ def _pad_to(kernel: torch.Tensor, k: int, size: int) -> torch.Tensor:
 
 def grouped_to_literal(y: torch.Tensor, groups: int) -> torch.Tensor:
     """Reorder the (N, groups M, H, W) output of a grouped conv with M outputs per group, channel ``c M + m``,
-    to the literal concatenation order ``m C + c``; one copy, keeping channels_last if ``y`` has it."""
-    if is_fx_symbolic_tracing():  # no branch on the layout in a traced graph
-        return y.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
-    n, channels, h, w = y.shape
-    m = channels // groups
-    if not y.is_contiguous() and y.is_contiguous(memory_format=torch.channels_last):
-        nhwc = y.permute(0, 2, 3, 1).reshape(n, h, w, groups, m).transpose(3, 4).reshape(n, h, w, channels)
-        return nhwc.permute(0, 3, 1, 2)
-    return y.reshape(n, groups, m, h, w).transpose(1, 2).reshape(n, channels, h, w)
+    to the literal concatenation order ``m C + c``: a channel shuffle with ``groups`` groups (one copy, in
+    ``y``'s memory format)."""
+    return channel_shuffle(y, groups)
 
 
 class GroupedToLiteral(nn.Module):

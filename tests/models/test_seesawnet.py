@@ -265,3 +265,17 @@ def test_channels_last_gives_the_same_logits() -> None:
         expected = model(images)
         got = model.to(memory_format=torch.channels_last)(images.to(memory_format=torch.channels_last))
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_channel_shuffle_keeps_channels_last_forward_and_backward() -> None:
+    """A shuffle that returned NCHW from a channels_last input sent BatchNorm's backward to a slow mixed-layout
+    path (IGCV3-0.5D trained about 1.8x slower); the values must not depend on the layout."""
+    x = torch.randn(2, 12, 3, 5)
+    expected = x.view(2, 3, 4, 3, 5).transpose(1, 2).reshape(2, 12, 3, 5)  # ShuffleNet Sec. 3.1, literally
+    nhwc = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = channel_shuffle(nhwc, 3)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    torch.testing.assert_close(channel_shuffle(x, 3), expected, rtol=0, atol=0)
+    out.backward(torch.randn_like(out).contiguous(memory_format=torch.channels_last))
+    assert nhwc.grad is not None and nhwc.grad.is_contiguous(memory_format=torch.channels_last)
