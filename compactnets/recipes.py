@@ -31,6 +31,8 @@ class TrainConfig:
     recipe: str = "fast"
     # model
     width: float = 0.0  # 0: the model's default width multiplier
+    drop_path: float = 0.0  # stochastic depth on residual branches, rising to this rate at the last block
+    drop: float = -1.0  # dropout before the classifier; -1: the model's own
     input_size: int = 0  # 0: the data's native size (32 for CIFAR) or the model card's
     init: str = "default"  # default (the model's own) or xavier
     pretrained: str = ""  # fine-tune from published weights: a tag, or "default" for the model's first
@@ -365,6 +367,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "mixup_off_epochs": (0, math.inf), "ema_decay": (0, 1), "precise_bn": (0, math.inf),
     "grad_clip": (0, math.inf), "train_subset": (0, math.inf), "time_limit": (0, math.inf),
     "num_workers": (0, math.inf), "input_size": (0, math.inf), "width": (0, math.inf),
+    "drop_path": (0, 1), "drop": (-1, 1),
 }  # fmt: skip
 
 
@@ -376,4 +379,6 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
             flag = "--" + name.replace("_", "-")
             bound = f"at least {low:g}" + (f" and below {high:g}" if math.isfinite(high) else "")
             raise UsageError(f"{flag} must be a finite number {bound}, got {value}")
+    if cfg.drop < 0 and cfg.drop != -1:
+        raise UsageError(f"--drop must be a rate in [0, 1), or -1 for the model's own dropout, got {cfg.drop}")
     return cfg

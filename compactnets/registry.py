@@ -180,6 +180,34 @@ def model_card(name: str) -> ModelCard:
     return _entry(name).card
 
 
+def _build(name: str, builder: ModelBuilder, kwargs: dict[str, Any]) -> nn.Module:
+    """``builder(**kwargs)``; a family whose constructor has no ``drop_path_rate`` gets it through
+    :func:`compactnets.layers.set_drop_path` (every residual branch), one without residual branches an error."""
+    rate = kwargs.pop("drop_path_rate", None)
+    try:
+        model = builder(**kwargs) if rate is None else _build_with_rate(builder, kwargs, rate)
+    except TypeError as err:
+        raise TypeError(f"{name}: {err}") from None
+    except ValueError as err:
+        if rate is not None and "no residual branches" in str(err):
+            raise ModelArgumentError(f"{name}: drop_path_rate: {err}") from None
+        raise
+    return model
+
+
+def _build_with_rate(builder: ModelBuilder, kwargs: dict[str, Any], rate: float) -> nn.Module:
+    try:
+        return builder(**kwargs, drop_path_rate=rate)  # the family's own schedule (EfficientNet, MobileNetV2)
+    except TypeError as err:
+        if "drop_path_rate" not in str(err):
+            raise
+    from .layers import set_drop_path
+
+    model = builder(**kwargs)
+    set_drop_path(model, rate)
+    return model
+
+
 def create_model(
     name: str,
     num_classes: int | None = None,
@@ -217,10 +245,7 @@ def create_model(
         kwargs = {**chosen.model_kwargs, **kwargs}
     default_classes = chosen.num_classes if chosen is not None else entry.card.num_classes
     kwargs["num_classes"] = default_classes if (num_classes is None or chosen is not None) else num_classes
-    try:
-        model = entry.builder(**kwargs)
-    except TypeError as err:
-        raise TypeError(f"{name}: {err}") from None
+    model = _build(name, entry.builder, kwargs)
     if chosen is not None:
         w.load_entry(model, chosen)
         model.pretrained_cfg = w.pretrained_cfg(chosen)

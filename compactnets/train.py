@@ -449,6 +449,10 @@ def _model_kwargs(cfg: TrainConfig, num_classes: int) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"num_classes": num_classes}
     if cfg.width:
         kwargs["width"] = cfg.width
+    if cfg.drop_path:
+        kwargs["drop_path_rate"] = cfg.drop_path
+    if cfg.drop >= 0:
+        kwargs["drop_rate"] = cfg.drop
     return kwargs
 
 

@@ -10,7 +10,7 @@ from .channelwise import (
     same_padding,
 )
 from .conv import ConvNormAct, DepthwiseSeparable, conv2d
-from .drop import DropPath, drop_path
+from .drop import DropPath, drop_branch, drop_path, set_drop_path
 from .group_conv import Groups, UnevenGroupConv, split_channels
 from .head import ClassifierHead
 from .helpers import make_divisible
@@ -55,12 +55,14 @@ __all__ = [
     "condense_model",
     "conv2d",
     "create_act",
+    "drop_branch",
     "drop_path",
     "fuse_pyramid_depthwise",
     "get_act",
     "group_lasso_loss",
     "make_divisible",
     "same_padding",
+    "set_drop_path",
     "shift2d",
     "shift_offsets",
     "split_channels",

@@ -48,6 +48,8 @@ class InvertedResidual(nn.Module):
     ``drop_path_rate`` drops the residual branch per sample in training (stochastic depth, EfficientNet).
     """
 
+    stochastic_depth = True  # set_drop_path replaces its drop_path (the constructor's drop_path_rate)
+
     def __init__(
         self,
         in_chs: int,

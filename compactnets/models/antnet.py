@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..layers import AttentionSite, InvertedResidual, SqueezeExcite
+from ..layers import AttentionSite, InvertedResidual, SqueezeExcite, drop_branch
 from ..registry import ModelCard, register_model
 from .mobilenetv2 import CIFAR_STEM_STRIDE, CIFAR_STRIDES, InvertedResidualNet, StageSpec
 
@@ -60,6 +60,8 @@ class EnsembleANTBlock(nn.Module):
     leaves open. The shortcut is used only when the shapes match.
     """
 
+    stochastic_depth = True  # set_drop_path may give it a drop_path on the residual branch
+
     def __init__(
         self,
         in_chs: int,
@@ -85,7 +87,7 @@ class EnsembleANTBlock(nn.Module):
         out = weights[0] * self.branches[0](x)
         for j in range(1, len(self.branches)):
             out = out + weights[j] * self.branches[j](x)
-        return x + out if self.use_residual else out
+        return x + drop_branch(self, out) if self.use_residual else out
 
     def count_ops(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> dict[str, int]:
         """Weighting multiplies and the adds of the branch sum and shortcut (profiler protocol)."""

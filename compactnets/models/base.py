@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
+from torch.utils.checkpoint import checkpoint
 
 from .. import features as features_module
 from ..errors import InputShapeError
@@ -29,6 +30,7 @@ class CompactNet(nn.Module):
     features: nn.Module
     head: ClassifierHead
     in_chans: int = 3
+    grad_checkpointing: bool = False
     _min_input_side: int | None = None  # found once, on the first too-small input
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -39,6 +41,8 @@ class CompactNet(nn.Module):
                 f"{self.model_name} expects images of shape (N, {self.in_chans}, H, W), "
                 f"got a tensor of shape {tuple(x.shape)}"
             )
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return self.checkpointed_features(x)
         if torch.compiler.is_compiling():  # torch.compile and torch.export trace the plain graph
             return self.features(x)
         try:
@@ -66,6 +70,18 @@ class CompactNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier (``0`` makes the model return pooled features)."""
         self.head.reset(num_classes)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each stage's activations in backward instead of keeping them (timm's API): less memory,
+        about one more forward of time. BatchNorm's running statistics are updated again by the recomputation."""
+        self.grad_checkpointing = enable
+
+    def checkpointed_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``features`` with every stage under ``torch.utils.checkpoint`` (non-reentrant, RNG state kept, so
+        dropout and drop path repeat exactly)."""
+        for _, stage in self.feature_modules():
+            x = checkpoint(stage, x, use_reentrant=False)
+        return x
 
     def feature_modules(self) -> list[tuple[str, nn.Module]]:
         """The modules whose outputs are candidate feature maps: the stages of ``features``, in order."""

@@ -37,6 +37,7 @@ from ..layers import (
     DepthwiseSeparable,
     DepthwiseSeparableChannelwise,
     GroupChannelwiseConv,
+    drop_branch,
     make_divisible,
 )
 from ..registry import ModelCard, register_model
@@ -100,6 +101,8 @@ class GroupModule(nn.Module):
     which also has no residual of its own: its units add it). ``None`` gives a GM.
     """
 
+    stochastic_depth = True  # set_drop_path may give it a drop_path on the residual branch
+
     def __init__(
         self,
         channels: int,
@@ -128,7 +131,7 @@ class GroupModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.layers(x)
-        return x + out if self.use_residual else out
+        return x + drop_branch(self, out) if self.use_residual else out
 
     def count_ops(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> dict[str, int]:
         """The residual add (profiler protocol)."""

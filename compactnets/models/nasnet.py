@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..layers import ClassifierHead, ConvNormAct, DepthwiseSeparable, conv2d
 from ..registry import ModelCard, register_model
@@ -216,6 +217,15 @@ class NASNet(CompactNet):
         self.features = CellStack(stem, cells)
         self.head = ClassifierHead(chs, num_classes, drop_rate)
         init_weights(self)
+
+    def checkpointed_features(self, x: torch.Tensor) -> torch.Tensor:
+        """:class:`CellStack` with every cell (which takes two inputs) under ``torch.utils.checkpoint``."""
+        stack = self.features
+        x = stack.stem(x)
+        prev = x
+        for cell in stack.cells:
+            x, prev = checkpoint(cell, x, prev, use_reentrant=False), x
+        return stack.act(x)
 
     def feature_modules(self) -> list[tuple[str, nn.Module]]:
         """The stem and every cell (each takes two inputs, so ``features`` is no Sequential), then the ReLU."""

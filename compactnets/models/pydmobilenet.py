@@ -29,7 +29,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..layers import ClassifierHead, ConvNormAct, PyramidDepthwise, conv2d, create_act
+from ..layers import ClassifierHead, ConvNormAct, PyramidDepthwise, conv2d, create_act, drop_branch
 from ..registry import ModelCard, register_model
 from .base import CompactNet, xavier_init
 
@@ -53,6 +53,8 @@ class PydResidualBlock(nn.Module):
     changes, the shortcut is a 1x1 stride-s conv + BN on the raw input (the dashed path of Fig. 1). The
     Concat pyramid's 3 x mid channels are in ``torch.cat`` order, as in the released checkpoints.
     """
+
+    stochastic_depth = True  # set_drop_path may give it a drop_path on the residual branch
 
     def __init__(
         self,
@@ -95,7 +97,7 @@ class PydResidualBlock(nn.Module):
         self.in_chs, self.mid_chs, self.out_chs, self.stride, self.block = in_chs, mid_chs, out_chs, stride, block
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shortcut(x) + self.branch(x)  # no activation after the add
+        return self.shortcut(x) + drop_branch(self, self.branch(x))  # no activation after the add
 
     def count_ops(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> dict[str, int]:
         """The residual add (profiler protocol)."""

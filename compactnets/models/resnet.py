@@ -23,7 +23,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..layers import AttentionLayer, ClassifierHead, ConvNormAct, SqueezeExcite, create_act
+from ..layers import AttentionLayer, ClassifierHead, ConvNormAct, SqueezeExcite, create_act, drop_branch
 from ..registry import ModelCard, register_model
 from .base import CompactNet, init_weights
 
@@ -42,6 +42,8 @@ class ResidualBlock(nn.Module):
     ResNet, SENet's models). ``attention`` (SENet Fig. 3) rescales F before the add. Children of
     ``self.branch``: ``conv1``, ``conv2``, (``conv3``), (``attn``).
     """
+
+    stochastic_depth = True  # set_drop_path may give it a drop_path on the residual branch
 
     def __init__(
         self,
@@ -78,7 +80,7 @@ class ResidualBlock(nn.Module):
         self.in_chs, self.out_chs, self.stride = in_chs, out_chs, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.shortcut(x) + self.branch(x))
+        return self.act(self.shortcut(x) + drop_branch(self, self.branch(x)))
 
     def count_ops(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> dict[str, int]:
         """The residual add (profiler protocol)."""

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..layers import ClassifierHead, ConvNormAct, Shift
+from ..layers import ClassifierHead, ConvNormAct, Shift, drop_branch
 from ..registry import ModelCard, register_model
 from .base import CompactNet, init_weights
 
@@ -34,6 +34,8 @@ class CSCBlock(nn.Module):
     option B, the authors' CIFAR code). ``shortcut="concat"``: where the block changes shape, the branch
     makes ``out_chs - in_chs`` channels and a 3x3/2 average pool of the input fills the rest (ShiftNet-A).
     """
+
+    stochastic_depth = True  # set_drop_path may give it a drop_path on the residual branch
 
     def __init__(
         self,
@@ -69,7 +71,7 @@ class CSCBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.branch(x)
-        out = torch.cat([out, self.shortcut(x)], dim=1) if self.concat else out + self.shortcut(x)
+        out = torch.cat([out, self.shortcut(x)], dim=1) if self.concat else drop_branch(self, out) + self.shortcut(x)
         return self.act(out)
 
     def count_ops(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> dict[str, int]:

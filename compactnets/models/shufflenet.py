@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..layers import ChannelShuffle, ClassifierHead, ConvNormAct, channel_shuffle, make_divisible
+from ..layers import ChannelShuffle, ClassifierHead, ConvNormAct, channel_shuffle, drop_branch, make_divisible
 from ..registry import ModelCard, register_model
 from .base import CompactNet, init_weights
 
@@ -56,6 +56,8 @@ class ShuffleUnit(nn.Module):
     ungrouped, as the paper does for the first unit of Stage 2 (its input has only 24 channels).
     """
 
+    stochastic_depth = True  # set_drop_path may give it a drop_path on the residual branch
+
     def __init__(self, in_chs: int, out_chs: int, stride: int, groups: int, first_group_conv: bool = True) -> None:
         super().__init__()
         mid_chs = out_chs // 4
@@ -81,7 +83,7 @@ class ShuffleUnit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 2:
             return self.act(torch.cat([self.shortcut(x), self.branch(x)], dim=1))
-        return self.act(x + self.branch(x))
+        return self.act(x + drop_branch(self, self.branch(x)))
 
     def count_ops(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> dict[str, int]:
         """The residual add of stride-1 units (profiler protocol)."""

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..layers import ConvNormAct, make_divisible
+from ..layers import ConvNormAct, drop_branch, make_divisible
 from ..registry import ModelCard, register_model
 from .base import CompactNet
 
@@ -61,6 +61,8 @@ class Fire(nn.Module):
     ``"complex"`` adds a 1x1 conv of the input with as many filters as the output has channels.
     """
 
+    stochastic_depth = True  # set_drop_path may give it a drop_path on the residual branch
+
     def __init__(
         self,
         in_chs: int,
@@ -81,15 +83,16 @@ class Fire(nn.Module):
         if bypass == "complex":
             self.bypass_conv = nn.Conv2d(in_chs, out_chs, 1)
         self.bypass = bypass
+        self.use_residual = bypass != "none"  # with a bypass, the Fire output is a residual branch
         self.in_chs, self.out_chs = in_chs, out_chs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         squeezed = self.squeeze(x)
         out = torch.cat([self.expand1x1(squeezed), self.expand3x3(squeezed)], dim=1)
         if self.bypass == "simple":
-            return out + x
+            return drop_branch(self, out) + x
         if self.bypass == "complex":
-            return out + self.bypass_conv(x)
+            return drop_branch(self, out) + self.bypass_conv(x)
         return out
 
     def count_ops(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> dict[str, int]:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..layers import ClassifierHead, ConvNormAct
+from ..layers import ClassifierHead, ConvNormAct, drop_branch
 from ..registry import ModelCard, register_model
 from .base import CompactNet, init_weights
 
@@ -42,6 +42,8 @@ class SqueezeNextBlock(nn.Module):
     authors' v5 definitions do; SqNxt-23's do not). ``width_first`` puts the 1x3 before the 3x1: the
     Caffe definitions alternate the order from block to block.
     """
+
+    stochastic_depth = True  # set_drop_path may give it a drop_path on the residual branch
 
     def __init__(
         self,
@@ -77,7 +79,7 @@ class SqueezeNextBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = self.shortcut(x)
         out = self.branch(shortcut if self.branch_from_shortcut else x)
-        return self.act(out + shortcut)
+        return self.act(drop_branch(self, out) + shortcut)
 
     def count_ops(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> dict[str, int]:
         """The residual add (profiler protocol)."""

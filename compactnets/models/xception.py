@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..layers import ClassifierHead, ConvNormAct, DepthwiseSeparable
+from ..layers import ClassifierHead, ConvNormAct, DepthwiseSeparable, drop_branch
 from ..registry import ModelCard, register_model
 from .base import CompactNet, init_weights
 
@@ -46,6 +46,8 @@ class XceptionBlock(nn.Module):
     The shortcut is the identity, or a strided 1x1 conv -> BN where the shape changes.
     """
 
+    stochastic_depth = True  # set_drop_path may give it a drop_path on the residual branch
+
     def __init__(self, in_chs: int, out_chs: Sequence[int], stride: int = 1, start_with_relu: bool = True) -> None:
         super().__init__()
         units: list[nn.Module] = []
@@ -60,7 +62,7 @@ class XceptionBlock(nn.Module):
         self.in_chs, self.out_chs, self.stride = in_chs, chs, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.branch(x) + self.shortcut(x)
+        return drop_branch(self, self.branch(x)) + self.shortcut(x)
 
     def count_ops(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> dict[str, int]:
         """The residual add (profiler protocol)."""

@@ -9,7 +9,7 @@ from torch.fx import symbolic_trace
 from torchvision.models.feature_extraction import create_feature_extractor
 
 import compactnets as cn
-from compactnets.errors import UsageError
+from compactnets.errors import ModelArgumentError, UsageError
 
 
 @pytest.mark.parametrize("name", cn.list_models())
@@ -67,3 +67,49 @@ def test_forward_intermediates_and_bad_indices() -> None:
     assert [m.shape[1] for m in maps] == [model.feature_info[0]["num_chs"], model.num_features]
     with pytest.raises(UsageError, match=r"antnet_g2_cifar: out_indices \(7,\) out of range: it has \d feature"):
         cn.create_model("antnet_g2_cifar", features_only=True, out_indices=(7,))
+
+
+NO_RESIDUAL = ("densenet", "condensenet", "mobilenetv1", "nasnet", "randwire", "shufflenetv2", "squeezenet_1",
+               "channelnet_v1_code")  # fmt: skip
+"""Families whose blocks concatenate or have no shortcut: nothing for stochastic depth to drop."""
+
+
+def _small_input(model: cn.CompactNet) -> torch.Tensor:
+    side = model.card.input_size[-1] if model.card.input_size[-1] <= 32 else max(model.min_input_size() or 1, 64)
+    return torch.randn(2, model.in_chans, side, side)
+
+
+@pytest.mark.parametrize("name", cn.list_models())
+def test_drop_path_drops_in_training_and_is_the_identity_in_eval(name: str) -> None:
+    if name.startswith(NO_RESIDUAL) and "bypass" not in name:
+        with pytest.raises(ModelArgumentError, match="has no residual branches"):
+            cn.create_model(name, drop_path_rate=0.2)
+        return
+    torch.manual_seed(0)
+    plain = cn.create_model(name, drop_rate=0.0)
+    torch.manual_seed(0)
+    model = cn.create_model(name, drop_rate=0.0, drop_path_rate=0.5)
+    model.load_state_dict(plain.state_dict())  # the same weights (drop path has none)
+    x = _small_input(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), plain.eval()(x), rtol=0, atol=0)
+        model.train()
+        outputs = [model(x) for _ in range(3)]
+    assert any(not torch.equal(outputs[0], other) for other in outputs[1:])  # different branches dropped
+
+
+@pytest.mark.parametrize("name", ["resnet20_cifar", "pydmobilenet_add_29_025_cifar", "nasnet_a_mobile"])
+def test_grad_checkpointing_gives_the_same_gradients(name: str) -> None:
+    torch.manual_seed(0)
+    model = cn.create_model(name, drop_rate=0.0).train()
+    x = _small_input(model)
+    grads = []
+    for enable in (False, True):
+        model.set_grad_checkpointing(enable)
+        model.zero_grad()
+        model(x).square().mean().backward()
+        grads.append([None if p.grad is None else p.grad.clone() for p in model.parameters()])
+    assert [g is None for g in grads[0]] == [g is None for g in grads[1]]
+    for plain, checkpointed in zip(*grads, strict=True):
+        if plain is not None:
+            torch.testing.assert_close(checkpointed, plain, rtol=1e-4, atol=1e-6)
