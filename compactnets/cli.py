@@ -16,6 +16,7 @@ from ._table import format_table, human
 from .allocator import tune_malloc
 from .complexity import ProfileResult, card_counts, executed_macs, parse_convention, profile
 from .errors import UsageError
+from .features import feature_info
 from .registry import UnknownModelError, create_model, list_models, model_card, parse_printed
 
 # Modules that add subcommands: each defines ``register_cli(subparsers)`` and raises ``UsageError``
@@ -119,7 +120,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     result = profile(model, size, convention="+".join(convention))
     executed = executed_macs(model, size)
     if args.json:
-        record = {"name": args.model, **result.to_dict(per_layer=args.per_layer), "executed_macs": executed}
+        record = {"name": args.model, **result.to_dict(per_layer=args.per_layer), "executed_macs": executed,
+                  "feature_info": feature_info(model, size)}  # fmt: skip
         print(json.dumps(record, indent=2))
         return 0
     if args.per_layer:
@@ -136,6 +138,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     print(f"  memory  {result.memory:>15,}   bytes at fp32 ({human(result.memory)}B): activations read + written "
           "+ weights, ShuffleNet V2 guideline 1")  # fmt: skip
     print(f"  extras  {extras}")
+    maps = ", ".join(f"{f['num_chs']}@{f['reduction']}" for f in feature_info(model, size))
+    print(f"  maps    {maps}   (channels@reduction: feature_info, features_only=True)")
     if card.paper_madds or card.paper_params:
         as_card = size == card.input_size and args.width is None and args.num_classes in (None, card.num_classes)
         reproduced = (", ".join(card.reproduces) or "nothing") if as_card else "not compared at other settings"

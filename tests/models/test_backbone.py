@@ -3,12 +3,15 @@ compute what the eager model computes."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch.fx import symbolic_trace
 from torchvision.models.feature_extraction import create_feature_extractor
 
 import compactnets as cn
+from compactnets.cli import main
 from compactnets.errors import ModelArgumentError, UsageError
 
 
@@ -113,3 +116,12 @@ def test_grad_checkpointing_gives_the_same_gradients(name: str) -> None:
     for plain, checkpointed in zip(*grads, strict=True):
         if plain is not None:
             torch.testing.assert_close(checkpointed, plain, rtol=1e-4, atol=1e-6)
+
+
+def test_profile_shows_the_feature_maps(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "resnet20_cifar", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["feature_info"] == cn.create_model("resnet20_cifar").feature_info
+    assert [f["reduction"] for f in record["feature_info"]] == [1, 2, 4]  # ResNet-20's three stages (He et al.)
+    assert main(["profile", "antnet_g2"]) == 0
+    assert "maps    16@2, 24@4, 32@8, 96@16, 1280@32" in capsys.readouterr().out
