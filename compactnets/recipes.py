@@ -65,6 +65,7 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16 where the GPU or CPU has it natively; else CUDA fp16, CPU fp32), off, bf16, fp16
     compile: bool = False
     sync_bn: bool = False
+    dist_timeout: float = 300.0  # seconds a collective waits for a stalled or lost rank before the job ends
     num_workers: int = 0
     pipeline: str = "auto"  # memory (uint8 tensor on the device, batched augmentation), loader, or auto
     seed: int = 0
@@ -367,7 +368,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "mixup_off_epochs": (0, math.inf), "ema_decay": (0, 1), "precise_bn": (0, math.inf),
     "grad_clip": (0, math.inf), "train_subset": (0, math.inf), "time_limit": (0, math.inf),
     "num_workers": (0, math.inf), "input_size": (0, math.inf), "width": (0, math.inf),
-    "drop_path": (0, 1), "drop": (-1, 1),
+    "drop_path": (0, 1), "drop": (-1, 1), "dist_timeout": (1, math.inf),
 }  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
 A run holds an exclusive ``flock`` on ``DIR/.lock`` for its whole life (the kernel releases it when the process
 dies, so a killed run never leaves a stale lock). A new run starts only in a missing or empty directory; a
-directory with a run in it is continued with ``--resume``; anything else (a user's own files, an older tool's
+directory with a run in it is continued with ``--resume`` (one killed before its first checkpoint starts
+again); anything else (a user's own files, an older tool's
 output) is refused, never overwritten or appended to. Temporary files a killed run left behind
 (:func:`compactnets.checkpoint.save_atomic`'s ``.NAME.*.tmp``) are removed when the next run claims the directory.
 """
@@ -10,6 +11,7 @@ output) is refused, never overwritten or appended to. Temporary files a killed r
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from pathlib import Path
 from typing import IO
@@ -39,9 +41,25 @@ def check_new_run(out: Path) -> None:
     if (out / "last.pt").exists():
         raise UsageError(f"{out} already holds a run; continue it with --resume {out}, or choose another --out")
     entries = sorted(p.name for p in out.iterdir() if p.name != LOCK and not _is_stale_tmp(p))
-    if entries:
+    if entries and not _never_checkpointed(out, entries):
         shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
         raise UsageError(f"--out {out} is not empty (holds {shown}) and is not a run to resume; choose a new --out")
+
+
+START_FILES = {"config.json", "env.json", "tb"}
+"""What a run writes before its first checkpoint."""
+
+
+def _never_checkpointed(out: Path, entries: list[str]) -> bool:
+    """A run killed before its first checkpoint: only its start files, and a config.json this trainer wrote. A
+    restarted job (``--resume auto``, torchrun's restarts) starts it again, overwriting only those."""
+    if not set(entries) <= START_FILES or "config.json" not in entries:
+        return False
+    try:
+        config = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"model", "recipe", "out", "epochs"} <= config.keys()
 
 
 def _is_stale_tmp(path: Path) -> bool:

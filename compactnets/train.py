@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import datetime
 import json
 import math
 import os
@@ -83,8 +84,9 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init_distributed(device_type: str) -> DistInfo:
-    """Join the process group that torchrun describes in the environment (NCCL on GPUs, gloo on CPUs)."""
+def init_distributed(device_type: str, timeout_s: float = 300.0) -> DistInfo:
+    """Join the process group that torchrun describes in the environment (NCCL on GPUs, gloo on CPUs); a
+    collective that waits ``timeout_s`` for a stalled or lost rank fails, which ends the job."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()
@@ -93,7 +95,7 @@ def init_distributed(device_type: str) -> DistInfo:
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
             torch.cuda.set_device(info.local_rank)
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
     return info
 
 
@@ -493,7 +495,7 @@ def _train(cfg: TrainConfig, resume: bool, on_step: Callable[[int, int], bool] |
     probe = torch.device(
         "cuda" if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
     )
-    info = init_distributed(probe.type)
+    info = init_distributed(probe.type, cfg.dist_timeout)
     device = pick_device(cfg.device, info)
     out = Path(cfg.out) if cfg.out else _default_out(cfg)
     if info.enabled and not cfg.out:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +45,35 @@ def _explicit(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
+AUTO_RESUME_FREE = ("out", "time_limit", "log_every", "num_workers", "dist_timeout")
+"""Fields a requeued or restarted job may change without becoming another run."""
+
+
+def _resume_auto(args: argparse.Namespace, overrides: dict[str, Any]) -> str | None:
+    """``--resume auto``: the run directory to continue, or None to start afresh in an empty one; a directory
+    holding another model's or configuration's run is refused. Every rank decides alike: rank 0 writes the
+    first checkpoint only after all ranks have joined the process group."""
+    if not args.model or not args.out:
+        raise UsageError("--resume auto needs the model and --out DIR (the command a restarted job repeats)")
+    run = Path(args.out)
+    if not (run / "last.pt").is_file():
+        return None
+    wanted = resolve_config(args.model, args.recipe, args.config, overrides | {"out": args.out}).to_dict()
+    saved = load_config_file(run / "config.json") if (run / "config.json").is_file() else {}
+    differ = [k for k, v in wanted.items() if k not in AUTO_RESUME_FREE and k in saved and saved[k] != v]
+    if differ:
+        shown = ", ".join(f"{k} {saved[k]!r} there, {wanted[k]!r} here" for k in differ[:3])
+        raise UsageError(f"--resume auto: {run} holds another run ({shown}); choose another --out")
+    overrides.update({k: wanted[k] for k in AUTO_RESUME_FREE if k != "out"})  # this command's, not the saved
+    return str(run)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainingError, train
 
     overrides = _explicit(args)
+    if args.resume == "auto":
+        args.resume = _resume_auto(args, overrides)
     if args.resume:
         run = Path(args.resume)
         saved = run / "config.json"
@@ -69,6 +96,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(cfg, resume=bool(args.resume))
     except TrainingError as err:
         raise UsageError(str(err)) from None
+    except (RuntimeError, OSError, ValueError) as err:
+        if "RANK" not in os.environ:
+            raise
+        # under torchrun: one line naming this rank and the cause; torchrun then stops the other ranks
+        cause = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        if "timed out" in cause.lower() or "timeout" in cause.lower():
+            cause += f" (no answer from another rank within --dist-timeout {cfg.dist_timeout:g} s: it stalled or died)"
+        print(f"compactnets: rank {os.environ['RANK']}: {type(err).__name__}: {cause}", file=sys.stderr, flush=True)
+        return 1
     if result.stopped_early:
         return 130 if not cfg.time_limit else 0
     final = result.last.get("val_top1")
@@ -151,7 +187,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", default="fast", help="recipe preset, or 'paper' for the model card's (default: fast)")
     p.add_argument("--config", help="JSON or TOML file of field = value overrides")
     p.add_argument("--out", help="run directory (default: runs/MODEL-DATA-TIME)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly")
+    p.add_argument("--resume", metavar="RUN_DIR|auto",
+                   help="continue an interrupted run exactly; 'auto' (with MODEL --out DIR): continue DIR's run if "
+                        "it holds one of this model and configuration, else start it (for restarted jobs)")  # fmt: skip
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any field (repeatable)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     _add_config_flags(p)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,47 @@ def test_ddp_two_processes_sync_and_resume(tmp_path: Path, pipeline: str) -> Non
     resumed = torch.load(cut / "rank0-resume.pt", weights_only=True)
     for name, tensor in ranks[0].items():
         assert torch.equal(tensor, resumed[name]), f"{name} differs after a DDP resume"
+
+
+def _worker_pids(launcher: int) -> dict[int, int]:
+    """RANK -> pid of the worker processes torchrun started."""
+    children = Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split()
+    ranks = {}
+    for pid in map(int, children):
+        environ = dict(
+            item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in item
+        )
+        if "RANK" in environ:
+            ranks[int(environ["RANK"])] = pid
+    return ranks
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find torchrun's workers")
+def test_a_stalled_rank_ends_the_job_within_the_timeout(tmp_path: Path) -> None:
+    """SIGSTOP one of two ranks mid-training: the other's collective fails after --dist-timeout, it prints one
+    line naming its rank and the cause, and torchrun ends the job: no hang."""
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+           "compactnets", "train", "resnet20_cifar", "--data", "digits", "--epochs", "200", "--batch-size", "32",
+           "--out", str(out), "--dist-timeout", "10", "--log-every", "1000"]  # fmt: skip
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "env.json").is_file():  # rank 0 writes it once every rank has joined
+            assert job.poll() is None and time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.5)
+        time.sleep(2)
+        stalled = _worker_pids(job.pid)[1]
+        os.kill(stalled, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        _, stderr = job.communicate(timeout=180)
+        elapsed = time.monotonic() - stopped_at
+    finally:
+        job.kill()
+        job.wait()
+    assert job.returncode != 0
+    assert "compactnets: rank 0: " in stderr and "--dist-timeout 10 s" in stderr, stderr[-2000:]
+    print(f"the job ended {elapsed:.1f} s after the stall")
+    assert 10 <= elapsed < 120, f"the job ended {elapsed:.0f} s after the stall"

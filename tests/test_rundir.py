@@ -86,3 +86,33 @@ def _write_image(path: Path, value: int) -> None:
     from PIL import Image
 
     Image.new("RGB", (8, 8), (value * 20, value * 20, value * 20)).save(path)
+
+
+def _cli_train(out: Path, *extra: str) -> list[str]:
+    return ["train", MODEL, "--out", str(out), "--resume", "auto", "--epochs", "2", "--train-subset", "32",
+            "--batch-size", "16", "--log-every", "1000", *extra]  # fmt: skip
+
+
+def test_resume_auto_starts_continues_and_refuses_another_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert main(_cli_train(out, "--time-limit", "0.0001")) == 0  # fresh start, stopped after its first step
+    assert "stopped at epoch 1 step 1" in capsys.readouterr().out and (out / "last.pt").is_file()
+    assert main(_cli_train(out)) == 0  # the same command again (a requeued job): it continues
+    assert "done:" in capsys.readouterr().out
+    assert len((out / "metrics.csv").read_text().splitlines()) == 1 + 2  # header + 2 epochs, none twice
+    assert main(_cli_train(out, "--lr", "0.05")) == 2
+    err = capsys.readouterr().err
+    assert "--resume auto:" in err and "holds another run (lr 0.1 there, 0.05 here)" in err
+    assert main(["train", MODEL, "--resume", "auto"]) == 2
+    assert "needs the model and --out DIR" in capsys.readouterr().err
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path: Path) -> None:
+    first = train(_config(tmp_path / "first")).out
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("config.json", "env.json"):  # what a run writes before its first checkpoint
+        (out / name).write_text((first / name).read_text())
+    assert (train(_config(out)).out / "last.pt").is_file()
