@@ -576,6 +576,7 @@ def _train(cfg: TrainConfig, resume: bool, on_step: Callable[[int, int], bool] |
     mixer = _mixer(cfg, data.num_classes)
 
     start_epoch, start_step, best_top1 = 0, 0, -1.0
+    history: list[dict[str, float]] = []  # every finished epoch's metrics row, kept in last.pt
     if checkpoint is not None:
         raw_model.load_state_dict(checkpoint["state_dict"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -585,6 +586,9 @@ def _train(cfg: TrainConfig, resume: bool, on_step: Callable[[int, int], bool] |
             ema.load_state_dict(checkpoint["ema_state_dict"])
         start_epoch, start_step = checkpoint["epoch"], checkpoint["step_in_epoch"]
         best_top1 = checkpoint.get("best_top1", -1.0)
+        history = list(checkpoint.get("history", []))
+        if info.is_main and "history" in checkpoint:  # rows a kill kept out of metrics.csv, or wrote twice
+            _write_metrics(out / "metrics.csv", history)
         rng = checkpoint["rng"]
         if len(rng) == info.world_size:
             _set_rng_state(rng[info.rank])
@@ -641,6 +645,7 @@ def _train(cfg: TrainConfig, resume: bool, on_step: Callable[[int, int], bool] |
                 "scaler": scaler.state_dict(),
                 "rng": rng,
                 "metrics": metrics or {},
+                "history": history,
             },
             out / "last.pt",
         )
@@ -750,23 +755,18 @@ def _train(cfg: TrainConfig, resume: bool, on_step: Callable[[int, int], bool] |
             }
             improved = result.top1 > best_top1
             best_top1 = max(best_top1, result.top1)
+            history.append(last_metrics)
+            # best.pt, then last.pt (which holds the history), then metrics.csv: a kill between any two is
+            # repaired by the resume (the epoch is redone, or metrics.csv is rewritten from the history)
+            if info.is_main and improved:
+                save_atomic(meta | {"state_dict": eval_model.state_dict(), "best_top1": best_top1,
+                                    "epoch": epoch + 1, "metrics": last_metrics}, out / "best.pt")  # fmt: skip
             save(epoch + 1, 0, last_metrics)
             if info.is_main:
                 _append_metrics(out / "metrics.csv", last_metrics)
                 if writer is not None:
                     for key, value in last_metrics.items():
                         writer.add_scalar(key, value, epoch + 1)
-                if improved:
-                    save_atomic(
-                        meta
-                        | {
-                            "state_dict": eval_model.state_dict(),
-                            "best_top1": best_top1,
-                            "epoch": epoch + 1,
-                            "metrics": last_metrics,
-                        },
-                        out / "best.pt",
-                    )
                 print(
                     f"epoch {epoch + 1}/{cfg.epochs}: train loss {last_metrics['train_loss']:.4f} "
                     f"top-1 {last_metrics['train_top1']:.2f}% | val loss {result.loss:.4f} top-1 {result.top1:.2f}% "
@@ -824,6 +824,18 @@ def _any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
     if not info.enabled:
         return flag
     return _all_reduce_sum([float(flag)], info, device)[0] > 0
+
+
+def _write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
+    """Rewrite ``metrics.csv`` from ``rows`` atomically (temporary file, then rename)."""
+    tmp = path.with_name(f".{path.name}.rewrite.tmp")
+    tmp.unlink(missing_ok=True)
+    for row in rows:
+        _append_metrics(tmp, row)
+    if rows:
+        os.replace(tmp, path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _append_metrics(path: Path, row: dict[str, float]) -> None:

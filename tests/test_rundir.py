@@ -3,6 +3,7 @@ cleaned; ``eval`` refuses a folder whose class names are not the checkpoint's.""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -116,3 +117,31 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path: Path) -
     for name in ("config.json", "env.json"):  # what a run writes before its first checkpoint
         (out / name).write_text((first / name).read_text())
     assert (train(_config(out)).out / "last.pt").is_file()
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs."""
+
+
+def test_a_kill_right_after_last_pt_loses_no_metrics_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from compactnets import train as train_module
+
+    calls = []
+    original = train_module._append_metrics
+
+    def append_or_die(path: Path, row: dict[str, float]) -> None:
+        calls.append(row["epoch"])
+        if row["epoch"] == 2 and path.name == "metrics.csv":
+            raise _Killed  # last.pt of epoch 2 is in place, its metrics row is not
+        original(path, row)
+
+    monkeypatch.setattr(train_module, "_append_metrics", append_or_die)
+    cfg = dataclasses.replace(_config(tmp_path / "run"), epochs=2)
+    with pytest.raises(_Killed):
+        train(cfg)
+    cfg_out = Path(cfg.out)
+    assert len((cfg_out / "metrics.csv").read_text().splitlines()) == 2  # header + epoch 1
+    monkeypatch.setattr(train_module, "_append_metrics", original)
+    train(cfg, resume=True)  # the run had finished: the resume only repairs its records
+    rows = (cfg_out / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
