@@ -65,7 +65,7 @@ def render() -> str:
     for fp32_dir in sorted(OUT.glob("*_fp32")):
         model = fp32_dir.name.removesuffix("_fp32")
         a, b = _summary(fp32_dir), _summary(OUT / f"{model}_bf16")
-        machines = sorted({a["env"].get("cpu", "?"), b["env"].get("cpu", "?")})
+        machines = sorted({r["env"].get("cpu") or "not recorded" for r in (a, b)})
         threads = sorted({a["env"].get("threads"), b["env"].get("threads")})
         lines.append(
             f"| `{model}` | {a['config']['recipe']} | {a['config']['epochs']} | {a['final_top1']:.2f} "
@@ -74,7 +74,8 @@ def render() -> str:
             f"{' / '.join(machines)}, {'/'.join(map(str, threads))} thread(s) |"
         )
     lines += ["", "img/s are medians over the epochs of each run, measured while other work shared the 2 cores: "
-              "compare speeds with `benchmarks/results/train_speed.md`, not here."]  # fmt: skip
+              "compare speeds with `benchmarks/results/train_speed.md`, not here. 'not recorded': an env.json "
+              "written before runs recorded the CPU model (its start time and commit tell the session)."]  # fmt: skip
     text = "\n".join(lines) + "\n"
     (OUT.parent / "bf16_accuracy.md").write_text(text)
     return text
