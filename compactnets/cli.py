@@ -68,7 +68,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         counts = card_counts(name, count=args.count)  # stored by `make counts` unless --count
         size = "x".join(map(str, card.input_size[1:]))
         records.append({**card.to_dict(), "params": counts.params, "macs": counts.macs,
-                        "madds_paper_convention": counts.madds})  # fmt: skip
+                        "madds_paper_convention": counts.madds,
+                        "feature_info": [{"num_chs": c, "reduction": r} for c, r in counts.features]})  # fmt: skip
         rows.append([
             name, size, card.num_classes, human(counts.params), human(counts.macs),
             card.paper_params or "-", card.paper_madds or "-",

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .errors import InputShapeError
+from .features import feature_info
 from .registry import create_model, list_models, model_card
 
 OPS: tuple[str, ...] = ("macs", "bn", "act", "pool", "gating", "residual")
@@ -283,6 +284,8 @@ class CardCounts:
     params: int
     macs: int
     madds: int
+    features: tuple[tuple[int, int], ...] = ()
+    """(channels, reduction) of each map in the model's ``feature_info`` (what ``features_only`` returns)."""
 
 
 @cache
@@ -302,7 +305,8 @@ def count_card(name: str) -> CardCounts:
     with torch.device("meta"):
         model = create_model(name)
     result = profile(model, card.input_size, convention=card.convention)
-    return CardCounts(result.params, result.macs, result.madds)
+    features = tuple((f["num_chs"], f["reduction"]) for f in feature_info(model, card.input_size))
+    return CardCounts(result.params, result.macs, result.madds, features)
 
 
 def card_counts(name: str, count: bool = False) -> CardCounts:
@@ -311,7 +315,9 @@ def card_counts(name: str, count: bool = False) -> CardCounts:
     entry = None if count else _stored().get(name)
     if entry is None or any(entry.get(key) != value for key, value in _card_key(name).items()):
         return count_card(name)
-    return CardCounts(entry["params"], entry["macs"], entry["madds"])
+    if "features" not in entry:
+        return count_card(name)
+    return CardCounts(entry["params"], entry["macs"], entry["madds"], tuple(map(tuple, entry["features"])))
 
 
 def write_card_counts(path: Path = COUNTS_FILE) -> int:

@@ -118,10 +118,15 @@ def test_grad_checkpointing_gives_the_same_gradients(name: str) -> None:
             torch.testing.assert_close(checkpointed, plain, rtol=1e-4, atol=1e-6)
 
 
-def test_profile_shows_the_feature_maps(capsys: pytest.CaptureFixture[str]) -> None:
+def test_profile_and_list_show_the_feature_maps(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["profile", "resnet20_cifar", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["feature_info"] == cn.create_model("resnet20_cifar").feature_info
     assert [f["reduction"] for f in record["feature_info"]] == [1, 2, 4]  # ResNet-20's three stages (He et al.)
     assert main(["profile", "antnet_g2"]) == 0
     assert "maps    16@2, 24@4, 32@8, 96@16, 1280@32" in capsys.readouterr().out
+    assert main(["list", "antnet_g2", "--json"]) == 0  # from the stored counts: instant
+    listed = json.loads(capsys.readouterr().out)[0]["feature_info"]
+    assert listed == [
+        {"num_chs": f["num_chs"], "reduction": f["reduction"]} for f in cn.create_model("antnet_g2").feature_info
+    ]

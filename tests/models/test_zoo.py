@@ -43,7 +43,9 @@ def test_counts_match_card(name: str) -> None:
             f"{name}: {result.madds:,} MAdds ({card.convention}) do not print as {card.paper_madds}"
         )
     stored = card_counts(name)  # what `compactnets list` shows without counting
-    assert stored == CardCounts(result.params, result.macs, result.madds), (
+    with torch.device("meta"):
+        features = tuple((f["num_chs"], f["reduction"]) for f in cn.create_model(name).feature_info)
+    assert stored == CardCounts(result.params, result.macs, result.madds, features), (
         f"{name}: the counts stored in {COUNTS_FILE.name} are stale; run `make counts`"
     )
 
