@@ -12,12 +12,28 @@ so every family works unchanged; torchvision's ``create_feature_extractor`` work
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import torch
 from torch import nn
 
 from .errors import UsageError
+
+
+def meta_forward(module: nn.Module, input_shape: Sequence[int]) -> None:
+    """Run ``module`` in eval mode, without gradients, on a meta input of ``input_shape`` with meta copies of its
+    weights (shapes only: nothing allocated, nothing computed); every submodule's train/eval flag is restored."""
+    named = chain(module.named_parameters(), module.named_buffers())
+    meta = {name: torch.empty_like(t, device="meta") for name, t in named}
+    modes = {m: m.training for m in module.modules()}
+    try:
+        module.eval()
+        with torch.no_grad():
+            torch.func.functional_call(module, meta, (torch.empty(*input_shape, device="meta"),))
+    finally:
+        for m, training in modes.items():
+            m.training = training
 
 
 def feature_info(model: nn.Module, input_size: Sequence[int] | None = None) -> list[dict[str, Any]]:
@@ -27,15 +43,9 @@ def feature_info(model: nn.Module, input_size: Sequence[int] | None = None) -> l
     modules = model.feature_modules()
     hooks = [m.register_forward_hook(lambda mod, i, out, n=n: shapes.__setitem__(n, tuple(out.shape)))
              for n, m in modules]  # fmt: skip
-    named = dict(model.named_parameters()) | dict(model.named_buffers())
-    meta = {k: torch.empty_like(v, device="meta") for k, v in named.items()}
-    training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
-            torch.func.functional_call(model, meta, (torch.empty(1, *size, device="meta"),))
+        meta_forward(model, (1, *size))
     finally:
-        model.train(training)
         for hook in hooks:
             hook.remove()
     by_reduction: dict[int, dict[str, Any]] = {}
@@ -88,7 +98,7 @@ def forward_intermediates(
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The last feature map and the maps at ``indices`` of :func:`feature_info` (default: all), timm's
     ``forward_intermediates`` for an unchanged model (its classifier stays)."""
-    full = feature_info(model, (x.shape[1], *x.shape[-2:]))
+    full = model.feature_info  # found once, at the card's size: the same modules at any input size
     chosen = [full[i] for i in _check_indices(full, range(len(full)) if indices is None else indices,
                                               model.model_name)]  # fmt: skip
     maps: dict[str, torch.Tensor] = {}

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import chain
 from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 from torch.utils.checkpoint import checkpoint
 
@@ -137,19 +135,10 @@ class CompactNet(nn.Module):
 
     def _features_run_at(self, height: int, width: int) -> bool:
         """Whether ``self.features`` runs on one ``height x width`` image, tried on the meta device in eval mode."""
-        named = chain(self.features.named_parameters(), self.features.named_buffers())
-        meta = {name: torch.empty_like(t, device="meta") for name, t in named}
-        x = torch.empty(1, self.in_chans, height, width, device="meta")
-        modes = {m: m.training for m in self.features.modules()}
         try:
-            self.features.eval()
-            with torch.no_grad():
-                functional_call(self.features, meta, (x,))
+            features_module.meta_forward(self.features, (1, self.in_chans, height, width))
         except RuntimeError:
             return False
-        finally:
-            for module, training in modes.items():
-                module.training = training
         return True
 
 
