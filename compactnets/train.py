@@ -1,5 +1,10 @@
 """Training and evaluation: one loop, read top to bottom, on CPU, one GPU or many through torchrun/DDP.
 
+``_train`` reads as the run: :func:`start_run` (job, device, directory, seeds), :func:`load_data`,
+:func:`build_model`, :class:`TrainBatches`, :class:`TrainState` (what the steps change, and what last.pt holds),
+:class:`RunLog` (the directory's files), then epochs of :func:`train_one_epoch` (the step, in one block) and
+:func:`end_epoch` (evaluate, checkpoint, log).
+
 A run directory holds config.json (the resolved config), env.json (versions, device, threads, allocator, git
 commit), metrics.csv (one row per epoch), events for TensorBoard when it is installed, last.pt (everything to
 resume exactly) and best.pt (the weights with the best validation top-1).
@@ -46,7 +51,7 @@ from .models.base import xavier_init
 from .recipes import TrainConfig
 from .registry import create_model
 from .rundir import RunLock, check_new_run
-from .weights import get_weights
+from .weights import WeightsEntry, get_weights
 
 METRIC_COLUMNS = [
     "epoch",
@@ -491,27 +496,39 @@ def train(
             lock.release()
 
 
-def _train(cfg: TrainConfig, resume: bool, on_step: Callable[[int, int], bool] | None) -> RunResult:
-    probe = torch.device(
-        "cuda" if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
-    )
-    info = init_distributed(probe.type, cfg.dist_timeout)
+@dataclass(frozen=True)
+class Run:
+    """What every part of one run shares: its config, this process's place in the job, device, directory."""
+
+    cfg: TrainConfig
+    info: DistInfo
+    device: torch.device
+    out: Path
+
+
+def start_run(cfg: TrainConfig, resume: bool) -> tuple[Run, dict[str, Any] | None]:
+    """Join the job, pick the device, check (or load, to resume) the run directory, then seed every RNG."""
+    wants_cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+    info = init_distributed("cuda" if wants_cuda else "cpu", cfg.dist_timeout)
     device = pick_device(cfg.device, info)
-    out = Path(cfg.out) if cfg.out else _default_out(cfg)
     if info.enabled and not cfg.out:
         raise UsageError("under torchrun, pass --out so that every rank writes to the same run directory")
-    checkpoint: dict[str, Any] | None = None
-    if resume:
-        checkpoint = load_checkpoint(out, prefer="last")
-    else:
+    out = Path(cfg.out) if cfg.out else _default_out(cfg)
+    checkpoint = load_checkpoint(out, prefer="last") if resume else None
+    if not resume:
         check_new_run(out)
     seed_everything(cfg.seed + info.rank, cfg.deterministic)
+    return Run(cfg, info, device, out), checkpoint
 
+
+def load_data(run: Run, checkpoint: dict[str, Any] | None) -> tuple[DataBundle, Dataset, WeightsEntry | None]:
+    """The data (normalised as the ``--pretrained`` weights expect), the training subset, and those weights."""
+    cfg = run.cfg
     size = (3, cfg.input_size, cfg.input_size) if cfg.input_size else None
     weights = (
         get_weights(cfg.model, True if cfg.pretrained == "default" else cfg.pretrained) if cfg.pretrained else None
     )
-    norm = {k: weights.pretrained_cfg[k] for k in ("mean", "std")} if weights else None  # what the weights expect
+    norm = {k: weights.pretrained_cfg[k] for k in ("mean", "std")} if weights else None
     data = build_data(cfg.data, cfg.data_dir, cfg.download, size, cfg.augment, norm)
     train_set: Dataset = data.train
     if cfg.train_subset:
@@ -519,102 +536,393 @@ def _train(cfg: TrainConfig, resume: bool, on_step: Callable[[int, int], bool] |
         train_set = Subset(train_set, order[: cfg.train_subset].tolist())
     if checkpoint and checkpoint.get("classes") and checkpoint["classes"] != data.classes:
         raise UsageError(
-            f"{out} was trained on {len(checkpoint['classes'])} classes; {cfg.data} has {data.num_classes}"
+            f"{run.out} was trained on {len(checkpoint['classes'])} classes; {cfg.data} has {data.num_classes}"
         )
+    return data, train_set, weights
 
-    fine_tune = weights.tag if weights is not None and checkpoint is None else False  # resume loads its own
-    model = create_model(cfg.model, **_model_kwargs(cfg, data.num_classes), pretrained=fine_tune)
+
+def build_model(run: Run, data: DataBundle, weights: WeightsEntry | None, resuming: bool) -> nn.Module:
+    """The model on its device: fine-tuned from ``weights`` (a resume loads its own), optionally Xavier-initialised."""
+    cfg = run.cfg
     if cfg.init not in ("default", "xavier"):
         raise UsageError(f"unknown init {cfg.init!r}; use default or xavier")
     if cfg.init == "xavier" and weights is not None:
         raise UsageError("--init xavier would overwrite the --pretrained weights; leave --init default")
+    fine_tune = weights.tag if weights is not None and not resuming else False
+    model = create_model(cfg.model, **_model_kwargs(cfg, data.num_classes), pretrained=fine_tune)
     if cfg.init == "xavier":
         xavier_init(model)
-    model.to(device)
+    model.to(run.device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    if cfg.sync_bn and info.enabled and device.type == "cuda":
+    if cfg.sync_bn and run.info.enabled and run.device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    raw_model = model
-    per_rank_batch = cfg.batch_size // info.world_size
-    if per_rank_batch < 1 or cfg.batch_size % info.world_size:
-        raise UsageError(
-            f"--batch-size {cfg.batch_size} (global) must be a multiple of the {info.world_size} processes"
+    return model
+
+
+@dataclass
+class TrainBatches:
+    """Each epoch's training batches, from device memory (small images) or a DataLoader, resumable mid-epoch."""
+
+    loader: DataLoader
+    sampler: ResumableDistributedSampler
+    loader_rng: torch.Generator
+    memory: tuple[DeviceBatches, DeviceBatches] | None
+    per_rank_batch: int
+    steps_per_epoch: int
+
+    @classmethod
+    def build(cls, run: Run, data: DataBundle, train_set: Dataset) -> TrainBatches:
+        cfg, info = run.cfg, run.info
+        per_rank_batch = cfg.batch_size // info.world_size
+        if per_rank_batch < 1 or cfg.batch_size % info.world_size:
+            raise UsageError(
+                f"--batch-size {cfg.batch_size} (global) must be a multiple of the {info.world_size} processes"
+            )
+        memory = _memory_pipeline(cfg, data, train_set, per_rank_batch, run.device, info)
+        sampler = ResumableDistributedSampler(train_set, info, cfg.seed)
+        # the loader draws worker seeds from its own generator, re-seeded every epoch: the global RNG (augmentation,
+        # dropout, mixup) then only advances with the samples themselves, which keeps resume exact
+        loader_rng = torch.Generator()
+        loader = DataLoader(
+            train_set,
+            batch_size=per_rank_batch,
+            sampler=sampler,
+            num_workers=cfg.num_workers,
+            pin_memory=run.device.type == "cuda",
+            drop_last=True,
+            generator=loader_rng,
         )
-    memory = _memory_pipeline(cfg, data, train_set, per_rank_batch, device, info)
-    sampler = ResumableDistributedSampler(train_set, info, cfg.seed)
-    # the loader draws worker seeds from its own generator, re-seeded every epoch: the global RNG (augmentation,
-    # dropout, mixup) then only advances with the samples themselves, which keeps resume exact
-    loader_rng = torch.Generator()
-    loader = DataLoader(
-        train_set,
-        batch_size=per_rank_batch,
-        sampler=sampler,
-        num_workers=cfg.num_workers,
-        pin_memory=device.type == "cuda",
-        drop_last=True,
-        generator=loader_rng,
-    )
-    steps_per_epoch = len(memory[0]) if memory else len(sampler) // per_rank_batch
-    if steps_per_epoch == 0:
-        raise UsageError(f"the training set ({len(train_set)} images) is smaller than one batch ({cfg.batch_size})")
-    optimizer = build_optimizer(cfg, raw_model)
-    scheduler = build_scheduler(cfg, optimizer, steps_per_epoch)
-    autocast_dtype = amp_dtype(cfg.amp, device)
+        steps = len(memory[0]) if memory else len(sampler) // per_rank_batch
+        if steps == 0:
+            raise UsageError(f"the training set ({len(train_set)} images) is smaller than one batch ({cfg.batch_size})")
+        return cls(loader, sampler, loader_rng, memory, per_rank_batch, steps)
+
+    @property
+    def source(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        return self.memory[0] if self.memory else self.loader
+
+    def epoch(self, run: Run, epoch: int, first_step: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of ``epoch`` from ``first_step`` on, in the order an uninterrupted run sees them."""
+        if self.memory:
+            self.memory[0].set_epoch(epoch, first_step)
+        self.sampler.set_epoch(epoch)
+        self.sampler.start_index = first_step * self.per_rank_batch
+        self.loader_rng.manual_seed(run.cfg.seed * 100_003 + epoch * 1_009 + run.info.rank)
+        return self.source
+
+    def whole_epoch(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """This epoch's batches from its start (precise BN)."""
+        self.sampler.start_index = 0
+        return self.source
+
+
+@dataclass
+class TrainState:
+    """Everything the optimizer steps change; :meth:`state_dict` is what ``last.pt`` holds beside the RNG states."""
+
+    model: nn.Module  # the module itself: not wrapped by DDP, not compiled
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    ema: AveragedModel | None
+    epoch: int = 0  # where the run continues: this epoch (0-based) ...
+    step: int = 0  # ... at this step
+    best_top1: float = -1.0
+    history: list[dict[str, float]] = field(default_factory=list)  # every finished epoch's metrics row
+
+    @classmethod
+    def build(
+        cls, cfg: TrainConfig, model: nn.Module, steps_per_epoch: int, device: torch.device, amp: torch.dtype | None
+    ) -> TrainState:
+        optimizer = build_optimizer(cfg, model)
+        scheduler = build_scheduler(cfg, optimizer, steps_per_epoch)
+        scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+        ema = (
+            AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+            if cfg.ema_decay
+            else None
+        )
+        return cls(model, optimizer, scheduler, scaler, ema)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "step_in_epoch": self.step,
+            "best_top1": self.best_top1,
+            "state_dict": self.model.state_dict(),
+            "ema_state_dict": self.ema.state_dict() if self.ema else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "history": self.history,
+        }
+
+    def load_state_dict(self, checkpoint: dict[str, Any]) -> None:
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        if self.ema is not None and checkpoint.get("ema_state_dict") is not None:
+            self.ema.load_state_dict(checkpoint["ema_state_dict"])
+        self.epoch, self.step = checkpoint["epoch"], checkpoint["step_in_epoch"]
+        self.best_top1 = checkpoint.get("best_top1", -1.0)
+        self.history = list(checkpoint.get("history", []))
+
+
+class RunLog:
+    """A run directory's files: config.json, env.json, metrics.csv, TensorBoard events, last.pt and best.pt.
+
+    Only the main process writes; every process joins :meth:`save_last` (it gathers their RNG states).
+    """
+
+    def __init__(self, run: Run, meta: dict[str, Any]) -> None:
+        self.run, self.meta, self.out = run, meta, run.out
+        self.writer: Any = None
+
+    def start(self, env: dict[str, Any], history: list[dict[str, float]] | None) -> None:
+        """Write config.json and env.json; on a resume, rewrite metrics.csv from the checkpoint's ``history``
+        (rows a kill kept out of it, or wrote twice)."""
+        if not self.run.info.is_main:
+            return
+        if history is not None:
+            _write_metrics(self.out / "metrics.csv", history)
+        self.out.mkdir(parents=True, exist_ok=True)
+        config = self.run.cfg.to_dict() | {"out": str(self.out)}
+        (self.out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        (self.out / "env.json").write_text(json.dumps(env, indent=2) + "\n")
+        self.writer = _tensorboard(self.out)
+
+    def save_last(self, state: TrainState, metrics: dict[str, float] | None = None) -> None:
+        rng = [_rng_state()]
+        if self.run.info.enabled:
+            gathered: list[Any] = [None] * self.run.info.world_size
+            dist.all_gather_object(gathered, rng[0])
+            rng = gathered
+        if self.run.info.is_main:
+            extra = {"config": self.run.cfg.to_dict(), "rng": rng, "metrics": metrics or {}}
+            save_atomic(self.meta | state.state_dict() | extra, self.out / "last.pt")
+
+    def save_best(self, state: TrainState, metrics: dict[str, float]) -> None:
+        if self.run.info.is_main:
+            best = {"state_dict": state.eval_model.state_dict(), "best_top1": state.best_top1, "epoch": state.epoch}
+            save_atomic(self.meta | best | {"metrics": metrics}, self.out / "best.pt")
+
+    def record_epoch(self, m: dict[str, float]) -> None:
+        """Append the epoch's row to metrics.csv and TensorBoard, and print it."""
+        if not self.run.info.is_main:
+            return
+        _append_metrics(self.out / "metrics.csv", m)
+        if self.writer is not None:
+            for key, value in m.items():
+                self.writer.add_scalar(key, value, int(m["epoch"]))
+        print(
+            f"epoch {int(m['epoch'])}/{self.run.cfg.epochs}: train loss {m['train_loss']:.4f} "
+            f"top-1 {m['train_top1']:.2f}% | val loss {m['val_loss']:.4f} top-1 {m['val_top1']:.2f}% "
+            f"top-5 {m['val_top5']:.2f}% | {m['train_images_per_s']:.0f} img/s, {m['epoch_seconds']:.0f}s",
+            flush=True,
+        )
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _train(cfg: TrainConfig, resume: bool, on_step: Callable[[int, int], bool] | None) -> RunResult:
+    run, checkpoint = start_run(cfg, resume)
+    data, train_set, weights = load_data(run, checkpoint)
+    model = build_model(run, data, weights, resuming=checkpoint is not None)
+    batches = TrainBatches.build(run, data, train_set)
+    autocast_dtype = amp_dtype(cfg.amp, run.device)
     # CPU bf16: oneDNN's depthwise kernels are slower in bf16 than in fp32 (benchmarks/results/train_bf16.md)
-    fp32_depthwise = keep_depthwise_fp32(raw_model) if autocast_dtype == torch.bfloat16 and device.type == "cpu" else 0
-    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
-    ema = (
-        AveragedModel(raw_model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-        if cfg.ema_decay
-        else None
-    )
-    if info.enabled:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    on_cpu_bf16 = autocast_dtype == torch.bfloat16 and run.device.type == "cpu"
+    fp32_depthwise = keep_depthwise_fp32(model) if on_cpu_bf16 else 0
+    state = TrainState.build(cfg, model, batches.steps_per_epoch, run.device, autocast_dtype)
+    if run.info.enabled:
+        device_ids = [run.device.index] if run.device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     step_model = torch.compile(model) if cfg.compile else model
+    if checkpoint is not None:
+        state.load_state_dict(checkpoint)
+        _restore_rng(checkpoint["rng"], run.info)
+    log = RunLog(run, _checkpoint_meta(cfg, data))
+    env = _env_record(run, batches, autocast_dtype, fp32_depthwise)
+    log.start(env, state.history if checkpoint is not None and "history" in checkpoint else None)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     mixer = _mixer(cfg, data.num_classes)
+    started = time.perf_counter()
+    metrics: dict[str, float] = {}
+    with _StopRequest() as stop:
 
-    start_epoch, start_step, best_top1 = 0, 0, -1.0
-    history: list[dict[str, float]] = []  # every finished epoch's metrics row, kept in last.pt
-    if checkpoint is not None:
-        raw_model.load_state_dict(checkpoint["state_dict"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        if ema is not None and checkpoint.get("ema_state_dict") is not None:
-            ema.load_state_dict(checkpoint["ema_state_dict"])
-        start_epoch, start_step = checkpoint["epoch"], checkpoint["step_in_epoch"]
-        best_top1 = checkpoint.get("best_top1", -1.0)
-        history = list(checkpoint.get("history", []))
-        if info.is_main and "history" in checkpoint:  # rows a kill kept out of metrics.csv, or wrote twice
-            _write_metrics(out / "metrics.csv", history)
-        rng = checkpoint["rng"]
-        if len(rng) == info.world_size:
-            _set_rng_state(rng[info.rank])
-        elif info.is_main:
-            print(
-                f"warning: checkpoint has RNG states for {len(rng)} processes, this job has {info.world_size}; "
-                "augmentation will not repeat exactly",
-                file=sys.stderr,
-            )
+        def should_stop(epoch: int, step: int) -> bool:
+            user_stop = on_step(epoch, step) if on_step else False
+            over_time = cfg.time_limit > 0 and time.perf_counter() - started > cfg.time_limit * 60
+            return _any_rank(stop.requested or user_stop or over_time, run.info, run.device)
 
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict() | {"out": str(out)}, indent=2) + "\n")
-        env = environment(device, info) | {
-            "per_process_batch": per_rank_batch,
-            "global_batch": cfg.batch_size,
-            "amp_setting": cfg.amp,
-            "amp": str(autocast_dtype),
-            "amp_fp32_depthwise_layers": fp32_depthwise,
-            "cpu_native_bf16": cpu_has_native_bf16(),
-            "lr_note": "lr applies to the global batch; scale it linearly if you change --batch-size",
-        }
-        (out / "env.json").write_text(json.dumps(env, indent=2) + "\n")
-    writer = _tensorboard(out) if info.is_main else None
+        while state.epoch < cfg.epochs:
+            mixing = mixer if mixer is not None and state.epoch < cfg.epochs - cfg.mixup_off_epochs else None
+            stats = train_one_epoch(run, state, step_model, batches, criterion, mixing, autocast_dtype, should_stop)
+            if stats.stopped:
+                log.save_last(state)
+                log.close()
+                if run.info.is_main:
+                    print(f"stopped at epoch {state.epoch + 1} step {state.step}; resume with: compactnets train "
+                          f"{cfg.model} --resume {run.out}", flush=True)  # fmt: skip
+                return RunResult(run.out, state.epoch, state.best_top1, metrics, stopped_early=True, model=state.model)
+            metrics = end_epoch(run, state, stats, batches, data, autocast_dtype, log)
+    log.close()
+    return RunResult(run.out, cfg.epochs, state.best_top1, metrics, False, model=state.model)
 
-    meta = {
+
+@dataclass
+class EpochStats:
+    """Running sums of one epoch's training steps (this process's share)."""
+
+    started: float = field(default_factory=time.perf_counter)
+    seconds: float = 0.0
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    seen: int = 0
+    stopped: bool = False  # asked to stop: ``state`` points at the next step
+
+
+def train_one_epoch(
+    run: Run,
+    state: TrainState,
+    step_model: nn.Module,
+    batches: TrainBatches,
+    criterion: nn.Module,
+    mixer: Callable[..., Any] | None,
+    autocast_dtype: torch.dtype | None,
+    should_stop: Callable[[int, int], bool],
+) -> EpochStats:
+    """The optimizer steps of epoch ``state.epoch`` from ``state.step``, until its end or ``should_stop``."""
+    cfg, device, stats = run.cfg, run.device, EpochStats()
+    steps_per_epoch = batches.steps_per_epoch
+    progress = Progress(steps_per_epoch, f"epoch {state.epoch + 1}/{cfg.epochs}", cfg.log_every,
+                        run.info.is_main, state.step)  # fmt: skip
+    step_model.train()
+    for step, (x, y) in enumerate(batches.epoch(run, state.epoch, state.step), start=state.step):
+        if step >= steps_per_epoch:
+            break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x, target = mixer(x, y) if mixer is not None else (x, y)
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            logits = step_model(x)
+            loss = criterion(logits.float(), target)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"loss became {loss.item()} at epoch {state.epoch + 1}, step {step + 1}; training "
+                                f"stopped. {_good_state(run.out)}. Lower --lr or set --grad-clip.")  # fmt: skip
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            state.scaler.unscale_(state.optimizer)
+            nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        state.scheduler.step()
+        if state.ema is not None:
+            state.ema.update_parameters(state.model)
+        state.step = step + 1
+        stats.loss_sum += loss.item() * len(y)
+        stats.correct += (logits.argmax(1) == y).sum().item()
+        stats.seen += len(y)
+        progress.update(
+            loss=f"{stats.loss_sum / stats.seen:.3f}",
+            acc=f"{100 * stats.correct / stats.seen:.1f}%",
+            lr=f"{state.optimizer.param_groups[0]['lr']:.4g}",
+            ips=f"{stats.seen * run.info.world_size / (time.perf_counter() - stats.started):.0f}/s",
+        )
+        if should_stop(state.epoch, step):
+            stats.stopped = True
+            break
+    progress.close()
+    stats.seconds = time.perf_counter() - stats.started
+    return stats
+
+
+def end_epoch(
+    run: Run,
+    state: TrainState,
+    stats: EpochStats,
+    batches: TrainBatches,
+    data: DataBundle,
+    autocast_dtype: torch.dtype | None,
+    log: RunLog,
+) -> dict[str, float]:
+    """Evaluate, refuse non-finite results, then write best.pt, last.pt and metrics.csv, in that order: a kill
+    between any two is repaired by the resume (the epoch is redone, or metrics.csv is rewritten from the history)."""
+    cfg, info, device = run.cfg, run.info, run.device
+    eval_model = state.eval_model
+    if state.ema is not None and cfg.channels_last:
+        eval_model.to(memory_format=torch.channels_last)
+    if cfg.precise_bn:
+        recalibrate_batchnorm(eval_model, _on_device(batches.whole_epoch(), device, cfg.channels_last),
+                              cfg.precise_bn, info)  # fmt: skip
+    val = batches.memory[1] if batches.memory else data.val
+    result = evaluate(eval_model, val, max(batches.per_rank_batch, 64), device, cfg.channels_last, autocast_dtype,
+                      cfg.num_workers, info)  # fmt: skip
+    loss_sum, correct, seen = _all_reduce_sum([stats.loss_sum, stats.correct, stats.seen], info, device)
+    metrics = {
+        "epoch": state.epoch + 1,
+        "lr": state.optimizer.param_groups[0]["lr"],
+        "train_loss": loss_sum / max(seen, 1),
+        "train_top1": 100 * correct / max(seen, 1),
+        "val_loss": result.loss,
+        "val_top1": result.top1,
+        "val_top5": result.top5,
+        "epoch_seconds": time.perf_counter() - stats.started,
+        "train_images_per_s": seen / max(stats.seconds, 1e-9),
+        "val_images_per_s": result.images_per_s,
+    }
+    _refuse_non_finite(result.loss, eval_model, state.epoch + 1, log)
+    improved = result.top1 > state.best_top1
+    state.best_top1 = max(state.best_top1, result.top1)
+    state.history.append(metrics)
+    state.epoch, state.step = state.epoch + 1, 0
+    if improved:
+        log.save_best(state, metrics)
+    log.save_last(state, metrics)
+    log.record_epoch(metrics)
+    return metrics
+
+
+def _refuse_non_finite(val_loss: float, model: nn.Module, epoch: int, log: RunLog) -> None:
+    """Non-finite weights (or a non-finite validation loss) are never saved as best or last."""
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if math.isfinite(val_loss) and not bad:
+        return
+    what = f"{len(bad)} weight tensors (first: {bad[0]})" if bad else "the validation loss"
+    raise TrainingError(f"{what} became non-finite in epoch {epoch}; training stopped and nothing of it was "
+                        f"saved. {_good_state(log.out)}. Lower --lr or set --grad-clip.")  # fmt: skip
+
+
+def _good_state(out: Path) -> str:
+    """Which checkpoint still holds the last good state, for an error message."""
+    last = out / "last.pt"
+    return f"{last} still holds the last good state" if last.is_file() else "no checkpoint was written yet"
+
+
+def _restore_rng(states: list[dict[str, Any]], info: DistInfo) -> None:
+    if len(states) == info.world_size:
+        _set_rng_state(states[info.rank])
+    elif info.is_main:
+        print(
+            f"warning: checkpoint has RNG states for {len(states)} processes, this job has {info.world_size}; "
+            "augmentation will not repeat exactly",
+            file=sys.stderr,
+        )
+
+
+def _checkpoint_meta(cfg: TrainConfig, data: DataBundle) -> dict[str, Any]:
+    """What a checkpoint says about its model and data, so that ``load_model`` can rebuild it alone."""
+    return {
         "model": cfg.model,
         "model_kwargs": _model_kwargs(cfg, data.num_classes),
         "classes": data.classes,
@@ -623,160 +931,17 @@ def _train(cfg: TrainConfig, resume: bool, on_step: Callable[[int, int], bool] |
         "std": list(data.std),
     }
 
-    def save(epoch: int, step_in_epoch: int, metrics: dict[str, float] | None = None) -> None:
-        rng = [_rng_state()]
-        if info.enabled:
-            gathered: list[Any] = [None] * info.world_size
-            dist.all_gather_object(gathered, rng[0])
-            rng = gathered
-        if not info.is_main:
-            return
-        save_atomic(
-            meta
-            | {
-                "config": cfg.to_dict(),
-                "epoch": epoch,
-                "step_in_epoch": step_in_epoch,
-                "best_top1": best_top1,
-                "state_dict": raw_model.state_dict(),
-                "ema_state_dict": ema.state_dict() if ema else None,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": rng,
-                "metrics": metrics or {},
-                "history": history,
-            },
-            out / "last.pt",
-        )
 
-    eval_model = ema.module if ema is not None else raw_model
-    started = time.perf_counter()
-    last_metrics: dict[str, float] = {}
-    stopped = False
-    epoch = start_epoch
-    with _StopRequest() as stop:
-        for epoch in range(start_epoch, cfg.epochs):
-            first_step = start_step if epoch == start_epoch else 0
-            if memory:
-                memory[0].set_epoch(epoch, first_step)
-            sampler.set_epoch(epoch)
-            sampler.start_index = first_step * per_rank_batch
-            loader_rng.manual_seed(cfg.seed * 100_003 + epoch * 1_009 + info.rank)
-            batches = memory[0] if memory else loader
-            mixing = mixer is not None and epoch < cfg.epochs - cfg.mixup_off_epochs
-            model.train()
-            loss_sum = correct = seen = 0.0
-            epoch_start = time.perf_counter()
-            progress = Progress(
-                steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.log_every, info.is_main, first_step
-            )
-            step = first_step
-            for step, (x, y) in enumerate(batches, start=first_step):
-                if step >= steps_per_epoch:
-                    break
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                if cfg.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                target = y
-                if mixing:
-                    x, target = mixer(x, y)  # type: ignore[misc]
-                with torch.autocast(
-                    device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
-                ):
-                    logits = step_model(x)
-                    loss = criterion(logits.float(), target)
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; training stopped. "
-                        f"{out / 'last.pt'} still holds the last good state. Lower --lr or set --grad-clip."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.grad_clip > 0:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                if ema is not None:
-                    ema.update_parameters(raw_model)
-                loss_sum += loss.item() * len(y)
-                correct += (logits.argmax(1) == y).sum().item()
-                seen += len(y)
-                progress.update(
-                    loss=f"{loss_sum / seen:.3f}",
-                    acc=f"{100 * correct / seen:.1f}%",
-                    lr=f"{optimizer.param_groups[0]['lr']:.4g}",
-                    ips=f"{seen * info.world_size / (time.perf_counter() - epoch_start):.0f}/s",
-                )
-                user_stop = on_step(epoch, step) if on_step else False
-                over_time = cfg.time_limit > 0 and time.perf_counter() - started > cfg.time_limit * 60
-                if _any_rank(stop.requested or user_stop or over_time, info, device):
-                    progress.close()
-                    save(epoch, step + 1)
-                    stopped = True
-                    if info.is_main:
-                        print(
-                            f"stopped at epoch {epoch + 1} step {step + 1}; resume with: compactnets train "
-                            f"{cfg.model} --resume {out}",
-                            flush=True,
-                        )
-                    return RunResult(out, epoch, best_top1, last_metrics, stopped_early=True, model=raw_model)
-            progress.close()
-            train_seconds = time.perf_counter() - epoch_start
-            if ema is not None and cfg.channels_last:
-                ema.module.to(memory_format=torch.channels_last)
-            if cfg.precise_bn:
-                sampler.start_index = 0
-                recalibrate_batchnorm(eval_model, _on_device(batches, device, cfg.channels_last), cfg.precise_bn, info)
-            result = evaluate(
-                eval_model,
-                memory[1] if memory else data.val,
-                max(per_rank_batch, 64),
-                device,
-                cfg.channels_last,
-                autocast_dtype,
-                cfg.num_workers,
-                info,
-            )
-            totals = _all_reduce_sum([loss_sum, correct, seen], info, device)
-            last_metrics = {
-                "epoch": epoch + 1,
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": totals[0] / max(totals[2], 1),
-                "train_top1": 100 * totals[1] / max(totals[2], 1),
-                "val_loss": result.loss,
-                "val_top1": result.top1,
-                "val_top5": result.top5,
-                "epoch_seconds": time.perf_counter() - epoch_start,
-                "train_images_per_s": totals[2] / max(train_seconds, 1e-9),
-                "val_images_per_s": result.images_per_s,
-            }
-            improved = result.top1 > best_top1
-            best_top1 = max(best_top1, result.top1)
-            history.append(last_metrics)
-            # best.pt, then last.pt (which holds the history), then metrics.csv: a kill between any two is
-            # repaired by the resume (the epoch is redone, or metrics.csv is rewritten from the history)
-            if info.is_main and improved:
-                save_atomic(meta | {"state_dict": eval_model.state_dict(), "best_top1": best_top1,
-                                    "epoch": epoch + 1, "metrics": last_metrics}, out / "best.pt")  # fmt: skip
-            save(epoch + 1, 0, last_metrics)
-            if info.is_main:
-                _append_metrics(out / "metrics.csv", last_metrics)
-                if writer is not None:
-                    for key, value in last_metrics.items():
-                        writer.add_scalar(key, value, epoch + 1)
-                print(
-                    f"epoch {epoch + 1}/{cfg.epochs}: train loss {last_metrics['train_loss']:.4f} "
-                    f"top-1 {last_metrics['train_top1']:.2f}% | val loss {result.loss:.4f} top-1 {result.top1:.2f}% "
-                    f"top-5 {result.top5:.2f}% | {last_metrics['train_images_per_s']:.0f} img/s, "
-                    f"{last_metrics['epoch_seconds']:.0f}s",
-                    flush=True,
-                )
-    if writer is not None:
-        writer.close()
-    return RunResult(out, cfg.epochs, best_top1, last_metrics, stopped, model=raw_model)
+def _env_record(run: Run, batches: TrainBatches, autocast_dtype: torch.dtype | None, fp32_depthwise: int) -> dict:
+    return environment(run.device, run.info) | {
+        "per_process_batch": batches.per_rank_batch,
+        "global_batch": run.cfg.batch_size,
+        "amp_setting": run.cfg.amp,
+        "amp": str(autocast_dtype),
+        "amp_fp32_depthwise_layers": fp32_depthwise,
+        "cpu_native_bf16": cpu_has_native_bf16(),
+        "lr_note": "lr applies to the global batch; scale it linearly if you change --batch-size",
+    }
 
 
 def _memory_pipeline(

@@ -252,6 +252,36 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path: Path, monkeypatch:
     assert ckpt.load_checkpoint(tmp_path / "run", "last")["epoch"] == 1  # the last good state survives
 
 
+def test_non_finite_loss_in_the_first_epoch_names_no_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = torch.nn.CrossEntropyLoss.forward
+    monkeypatch.setattr(torch.nn.CrossEntropyLoss, "forward", lambda s, x, t: original(s, x, t) * float("inf"))
+    with pytest.raises(TrainingError, match=r"loss became inf at epoch 1, step 1.*no checkpoint was written yet"):
+        train(tiny_config(tmp_path / "run"))
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_non_finite_weights_are_never_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import compactnets.train as train_module
+
+    calls = {"n": 0}
+    original = train_module.evaluate
+
+    def poisoned(model: torch.nn.Module, *args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:  # weights that went non-finite in epoch 2 (with a finite training loss)
+            with torch.no_grad():
+                next(model.parameters()).fill_(float("nan"))
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate", poisoned)
+    with pytest.raises(TrainingError, match=r"weight tensors .* non-finite in epoch 2.*last\.pt still holds"):
+        train(tiny_config(tmp_path / "run"))
+    for name in ("last.pt", "best.pt"):
+        saved = ckpt.load_checkpoint(tmp_path / "run" / name)
+        assert saved["epoch"] == 1 and all(torch.isfinite(t).all() for t in saved["state_dict"].values())
+    assert len(list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))) == 1
+
+
 # ---------------------------------------------------------------------------------------------- checkpoints
 def test_atomic_write_survives_a_crash_mid_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "last.pt"
