@@ -8,6 +8,7 @@ ImageNet style (random-resized crop, flip; eval resize to 1/0.875 and centre cro
 from __future__ import annotations
 
 import pickle
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,8 +174,14 @@ def build_transforms(
 
 
 def _image_folder(
-    path: Path, input_size: tuple[int, int, int] | None, augment: str, cfg: Mapping[str, Any] | None = None
+    path: Path,
+    input_size: tuple[int, int, int] | None,
+    augment: str,
+    cfg: Mapping[str, Any] | None = None,
+    skip_bad_images: bool = False,
 ) -> DataBundle:
+    """An ImageFolder pair whose files were all checked first (:mod:`compactnets.imagecheck`); every image is
+    resized to the input size (``input_size``, else the images' own when they are small, else 224)."""
     from torchvision.datasets import ImageFolder
 
     train_dir = path / "train"
@@ -190,17 +197,38 @@ def _image_folder(
         raise UsageError(f"{path}: {err}") from None
     if train_set.classes != val_set.classes:
         raise UsageError(f"{path}: train/ and {eval_dir.name}/ have different class folders")
-    first_image = train_set.loader(train_set.samples[0][0])
-    native = max(first_image.size)
-    size = input_size or ((3, native, native) if native <= SMALL_IMAGE_MAX else (3, 224, 224))
+    native = _checked_native_size(path, (train_set, val_set), skip_bad_images)
+    side = max(native) if native else 0
+    size = input_size or ((3, side, side) if 0 < side <= SMALL_IMAGE_MAX else (3, 224, 224))
     mean, std = (CIFAR10_MEAN, CIFAR10_STD) if size[1] <= SMALL_IMAGE_MAX else (IMAGENET_MEAN, IMAGENET_STD)
     mean, std = (tuple(cfg["mean"]), tuple(cfg["std"])) if cfg else (mean, std)
     resize = (
         {"resize_size": cfg.get("resize_size"), "interpolation": cfg.get("interpolation", "bilinear")} if cfg else {}
     )
-    train_set.transform = build_transforms(size, mean, std, True, augment, native)
-    val_set.transform = build_transforms(size, mean, std, False, augment, native, **resize)
+    square = native[0] if native and native[0] == native[1] else None  # None: resize every image
+    train_set.transform = build_transforms(size, mean, std, True, augment, square)
+    val_set.transform = build_transforms(size, mean, std, False, augment, square, **resize)
     return DataBundle(path.name, train_set, val_set, list(train_set.classes), size, mean, std)
+
+
+def _checked_native_size(path: Path, sets: Sequence[Any], skip_bad_images: bool) -> tuple[int, int] | None:
+    """Check every file of ``sets`` (ImageFolders); refuse unreadable ones, or drop them with ``skip_bad_images``.
+    Returns the images' common (W, H), or None when their sizes differ."""
+    from .imagecheck import check_images
+
+    paths = [p for s in sets for p, _ in s.samples]
+    found = check_images(paths)
+    if found.bad and not skip_bad_images:
+        raise UsageError(f"{path}: {found.summary(len(paths))}; remove them or pass --skip-bad-images")
+    if found.bad:
+        bad = {p for p, _ in found.bad}
+        for dataset in sets:
+            dataset.samples = dataset.imgs = [s for s in dataset.samples if s[0] not in bad]
+            dataset.targets = [t for _, t in dataset.samples]
+        print(f"warning: skipping {found.summary(len(paths))}", file=sys.stderr)
+    if not all(s.samples for s in sets):
+        raise UsageError(f"{path}: no readable images left in train/ or its evaluation folder")
+    return next(iter(found.sizes)) if len(found.sizes) == 1 else None
 
 
 def build_data(
@@ -210,10 +238,12 @@ def build_data(
     input_size: tuple[int, int, int] | None = None,
     augment: str = "auto",
     pretrained_cfg: Mapping[str, Any] | None = None,
+    skip_bad_images: bool = False,
 ) -> DataBundle:
     """``data`` is ``cifar10``, ``cifar100``, ``digits`` or a path to an image folder; a ``pretrained_cfg``
     (timm's keys: mean, std, resize_size, interpolation) replaces the source's evaluation preprocessing, since
-    published weights bring their own."""
+    published weights bring their own. An image folder's files are checked first: unreadable ones are named
+    in the error, or dropped with ``skip_bad_images``."""
     if data in _CIFAR or data == "digits":
         if data == "digits":
             train_x, train_y, classes = load_digits_images(True)
@@ -235,4 +265,4 @@ def build_data(
             f"unknown data set {data!r}: use cifar10, cifar100, digits (offline, no download) or the path of an "
             "image folder with train/<class>/ and val/<class>/ (or test/)"
         )
-    return _image_folder(path, input_size, augment, pretrained_cfg)
+    return _image_folder(path, input_size, augment, pretrained_cfg, skip_bad_images)

@@ -33,7 +33,7 @@ class TrainConfig:
     width: float = 0.0  # 0: the model's default width multiplier
     drop_path: float = 0.0  # stochastic depth on residual branches, rising to this rate at the last block
     drop: float = -1.0  # dropout before the classifier; -1: the model's own
-    input_size: int = 0  # 0: the data's native size (32 for CIFAR) or the model card's
+    input_size: int = 0  # 0: 32 for CIFAR and digits; an image folder's images are resized to the model card's
     init: str = "default"  # default (the model's own) or xavier
     pretrained: str = ""  # fine-tune from published weights: a tag, or "default" for the model's first
     # optimisation
@@ -59,6 +59,7 @@ class TrainConfig:
     precise_bn: int = 0  # before each evaluation, re-estimate BatchNorm statistics on this many training batches
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     augment: str = "auto"  # auto, cifar, imagenet or none
+    skip_bad_images: bool = False  # image folders: drop unreadable files (counted) instead of refusing the folder
     # runtime
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     channels_last: bool = True

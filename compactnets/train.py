@@ -49,7 +49,7 @@ from .fastdata import DeviceBatches, images_as_uint8
 from .machine import cpu_name
 from .models.base import xavier_init
 from .recipes import TrainConfig
-from .registry import create_model
+from .registry import create_model, model_card
 from .rundir import RunLock, check_new_run
 from .weights import WeightsEntry, get_weights
 
@@ -525,11 +525,13 @@ def load_data(run: Run, checkpoint: dict[str, Any] | None) -> tuple[DataBundle, 
     """The data (normalised as the ``--pretrained`` weights expect), the training subset, and those weights."""
     cfg = run.cfg
     size = (3, cfg.input_size, cfg.input_size) if cfg.input_size else None
+    if size is None and Path(cfg.data).expanduser().is_dir():  # an image folder: resized to the card's input
+        size = model_card(cfg.model).input_size
     weights = (
         get_weights(cfg.model, True if cfg.pretrained == "default" else cfg.pretrained) if cfg.pretrained else None
     )
     norm = {k: weights.pretrained_cfg[k] for k in ("mean", "std")} if weights else None
-    data = build_data(cfg.data, cfg.data_dir, cfg.download, size, cfg.augment, norm)
+    data = build_data(cfg.data, cfg.data_dir, cfg.download, size, cfg.augment, norm, cfg.skip_bad_images)
     train_set: Dataset = data.train
     if cfg.train_subset:
         order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed))

@@ -121,6 +121,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from .data import build_data
+    from .registry import list_models, model_card
     from .train import DistInfo, eval_checkpoint_or_model, pick_device
 
     size = (3, args.input_size, args.input_size) if args.input_size else None
@@ -132,8 +133,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .checkpoint import load_checkpoint
 
         size = tuple(load_checkpoint(target).get("input_size") or ()) or None  # type: ignore[assignment]
+    elif size is None and args.target in list_models():
+        size = model_card(args.target).input_size
     cfg = weights.pretrained_cfg if weights is not None else None
-    data = build_data(args.data, args.data_dir, args.download, size, "auto" if cfg else "none", cfg)
+    augment = "auto" if cfg else "none"
+    data = build_data(args.data, args.data_dir, args.download, size, augment, cfg, args.skip_bad_images)
     device = pick_device(args.device, DistInfo())
     _, result = eval_checkpoint_or_model(
         args.target,
@@ -203,7 +207,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default="digits", help="cifar10, cifar100, digits or an image-folder path")
     p.add_argument("--data-dir", default="data", help="where CIFAR lives (default: ./data)")
     p.add_argument("--download", action="store_true", help="download CIFAR if missing (needs a network)")
-    p.add_argument("--input-size", type=int, help="square input size (default: the checkpoint's)")
+    p.add_argument("--input-size", type=int, help="square input size (default: the checkpoint's or model card's)")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="image folders: leave out unreadable files (counted) instead of refusing them")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)

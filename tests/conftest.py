@@ -15,6 +15,15 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The image-folder check's cache goes to a temporary folder, not the user's ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("COMPACTNETS_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """``../shared`` beside the repository; tests that need it skip with a reason when it is absent."""
