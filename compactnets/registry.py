@@ -187,6 +187,9 @@ def _build(name: str, builder: ModelBuilder, kwargs: dict[str, Any]) -> nn.Modul
     try:
         model = builder(**kwargs) if rate is None else _build_with_rate(builder, kwargs, rate)
     except TypeError as err:
+        for key, flag in (("width_mult", "width"), ("depth_mult", "depth")):
+            if f"unexpected keyword argument '{key}'" in str(err):
+                raise ModelArgumentError(f"{name} has no {flag} multiplier: leave --{flag} out") from None
         raise TypeError(f"{name}: {err}") from None
     except ValueError as err:
         if rate is not None and "no residual branches" in str(err):

@@ -72,8 +72,10 @@ class RunLock:
     def __init__(self, out: Path) -> None:
         self.out = out
         self._file: IO[str] | None = None
+        self._created = False
 
     def acquire(self) -> RunLock:
+        self._created = not self.out.exists()
         _check_writable(self.out)
         handle = (self.out / LOCK).open("a+")
         try:
@@ -96,7 +98,12 @@ class RunLock:
         return self
 
     def release(self) -> None:
+        """Unlock; a directory this run created and left empty (it failed before writing) is removed."""
         if self._file is not None:
+            lock = self.out / LOCK
+            if self._created and [p.name for p in self.out.iterdir()] == [LOCK]:
+                lock.unlink()
+                self.out.rmdir()
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None

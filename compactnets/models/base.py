@@ -39,6 +39,8 @@ class CompactNet(nn.Module):
                 f"{self.model_name} expects images of shape (N, {self.in_chans}, H, W), "
                 f"got a tensor of shape {tuple(x.shape)}"
             )
+        if not torch.compiler.is_compiling():
+            self._check_dtype(x)
         if self.grad_checkpointing and self.training and torch.is_grad_enabled():
             return self.checkpointed_features(x)
         if torch.compiler.is_compiling():  # torch.compile and torch.export trace the plain graph
@@ -50,6 +52,20 @@ class CompactNet(nn.Module):
             if too_small is None:
                 raise  # not a size problem: the original error
             raise InputShapeError(too_small) from None
+
+    def _check_dtype(self, x: torch.Tensor) -> None:
+        """Integer images, or a precision other than the weights' outside autocast, get a one-line error."""
+        if not x.is_floating_point():
+            raise InputShapeError(
+                f"{self.model_name} takes floating-point images (normalised, as the data pipeline makes them), "
+                f"got {x.dtype}; convert with x.float() / 255 and normalise"
+            )
+        weight = next(self.parameters(), None)
+        if weight is not None and x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise InputShapeError(
+                f"{self.model_name}'s weights are {weight.dtype} but the input is {x.dtype}: convert one to the "
+                "other (model.to(dtype) or x.to(dtype)), or run under torch.autocast"
+            )
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return self.head(x, pre_logits=pre_logits)

@@ -1,0 +1,45 @@
+"""Inputs a model cannot take, and arguments a model does not have, give one-line errors (issue #21)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import compactnets as cn
+from compactnets.cli import main
+from compactnets.errors import InputShapeError, ModelArgumentError
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64])
+def test_integer_images_are_refused(dtype: torch.dtype) -> None:
+    model = cn.create_model("resnet20_cifar").eval()
+    with pytest.raises(InputShapeError, match=rf"^resnet20_cifar takes floating-point images .* got {dtype}"):
+        model(torch.zeros(1, 3, 32, 32, dtype=dtype))
+
+
+def test_a_precision_other_than_the_weights_is_refused_outside_autocast() -> None:
+    model = cn.create_model("resnet20_cifar").eval()
+    half = torch.zeros(1, 3, 32, 32, dtype=torch.float16)
+    with pytest.raises(InputShapeError, match=r"weights are torch\.float32 but the input is torch\.float16"):
+        model(half)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model(half.bfloat16()).shape == (1, 10)
+    assert model.double()(half.double()).dtype == torch.float64
+
+
+def test_width_on_a_model_without_a_multiplier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ModelArgumentError, match=r"^resnet20_cifar has no width multiplier: leave --width out$"):
+        cn.create_model("resnet20_cifar", width=0.5)
+    with pytest.raises(ModelArgumentError, match="no depth multiplier"):
+        cn.create_model("resnet20_cifar", depth=2.0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        cn.create_model("resnet20_cifar", bogus=1)
+    out = tmp_path / "run"
+    assert main(["train", "resnet20_cifar", "--width", "0.5", "--epochs", "1", "--out", str(out)]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "compactnets train: error: resnet20_cifar has no width multiplier: leave --width out"
+    )
+    assert not out.exists()  # a run that failed before writing leaves no directory behind
