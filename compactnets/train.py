@@ -100,8 +100,31 @@ def init_distributed(device_type: str, timeout_s: float = 300.0) -> DistInfo:
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
             torch.cuda.set_device(info.local_rank)
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+        timeout = datetime.timedelta(seconds=timeout_s)
+        store = _restart_store(info, timeout)
+        dist.init_process_group(backend=backend, timeout=timeout, store=store, rank=info.rank, world_size=world_size)
     return info
+
+
+def _restart_store(info: DistInfo, timeout: datetime.timedelta) -> dist.Store | None:
+    """The store of a job torchrun restarted (``--max-restarts``), or None for the default (env://) one.
+
+    torchrun's agent shares one rendezvous store with every attempt of its workers, and env:// adds no
+    per-attempt prefix to it, so a restarted process group reads the last attempt's keys and never forms
+    (PyTorch issue 135712). With one agent (one node) the restart count is the same on every worker and
+    names a fresh prefix; across nodes it is not, so say what to do instead of hanging.
+    """
+    attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    if attempt == 0 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    if int(os.environ.get("GROUP_WORLD_SIZE", "1")) > 1:
+        raise UsageError(
+            "this multi-node job was restarted by torchrun, whose shared rendezvous store would make the new "
+            "process group hang: launch torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in its environment"
+        )
+    addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    store = dist.TCPStore(addr, port, info.world_size, is_master=False, timeout=timeout)
+    return dist.PrefixStore(f"compactnets/attempt_{attempt}", store)
 
 
 def _all_reduce_sum(values: list[float], info: DistInfo, device: torch.device) -> list[float]:

@@ -113,7 +113,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if final is not None
         else (f"best val top-1 {result.best_top1:.2f}%")
     )
-    print(f"done: {cfg.model} on {cfg.data}, {cfg.epochs} epochs: {headline} -> {result.out}")
+    if os.environ.get("RANK", "0") == "0":  # one line per job, not per process
+        print(f"done: {cfg.model} on {cfg.data}, {cfg.epochs} epochs: {headline} -> {result.out}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import os
 import signal
@@ -88,3 +89,68 @@ def test_a_stalled_rank_ends_the_job_within_the_timeout(tmp_path: Path) -> None:
     assert "compactnets: rank 0: " in stderr and "--dist-timeout 10 s" in stderr, stderr[-2000:]
     print(f"the job ended {elapsed:.1f} s after the stall")
     assert 10 <= elapsed < 120, f"the job ended {elapsed:.0f} s after the stall"
+
+
+def _elastic_cmd(out: Path) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+            "--max-restarts", "2", "-m", "compactnets", "train", "resnet20_cifar", "--data", "digits",
+            "--epochs", "3", "--batch-size", "32", "--train-subset", "1024", "--deterministic", "--resume", "auto",
+            "--out", str(out), "--log-every", "1000"]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find torchrun's workers")
+def test_an_elastic_restart_after_a_killed_worker_continues_exactly(tmp_path: Path) -> None:
+    """SIGKILL one of two workers mid-epoch under ``torchrun --max-restarts 2 ... --resume auto``: torchrun
+    restarts both with the same command, they continue from last.pt, and the final weights equal an
+    uninterrupted 2-process run's bit for bit."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    plain = subprocess.run(_elastic_cmd(tmp_path / "plain"), capture_output=True, text=True, env=env, timeout=600)
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    out = tmp_path / "killed"
+    job = subprocess.Popen(_elastic_cmd(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while not _checkpointed_epoch(out / "last.pt") >= 1:  # epoch 1 is saved; epoch 2 has started
+            assert job.poll() is None and time.monotonic() < deadline, "the job did not reach epoch 2"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        started = (out / "env.json").stat().st_mtime
+        os.kill(_worker_pids(job.pid)[1], signal.SIGKILL)
+        killed_at = time.time()
+        while (out / "env.json").stat().st_mtime == started:  # rank 0 of the restarted job rewrites it
+            assert job.poll() is None and time.monotonic() < deadline, "the job was not restarted"
+            time.sleep(0.05)
+        continued = (out / "env.json").stat().st_mtime - killed_at
+        _, stderr = job.communicate(timeout=300)
+    finally:
+        job.kill()
+        job.wait()
+    assert job.returncode == 0, stderr[-3000:]
+    print(f"the restarted job continued {continued:.1f} s after the kill")
+    final = [torch.load(d / "last.pt", weights_only=True) for d in (tmp_path / "plain", out)]
+    assert final[1]["epoch"] == 3 and [r["epoch"] for r in final[1]["history"]] == [1, 2, 3]
+    for name, tensor in final[0]["state_dict"].items():
+        assert torch.equal(tensor, final[1]["state_dict"][name]), f"{name} differs after the elastic restart"
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+
+
+def _checkpointed_epoch(path: Path) -> int:
+    try:
+        return int(torch.load(path, weights_only=True)["epoch"])
+    except (OSError, RuntimeError, EOFError, KeyError):
+        return 0
+
+
+def test_a_restarted_multi_node_job_is_told_how_to_avoid_the_shared_store_hang(monkeypatch: pytest.MonkeyPatch) -> None:
+    from compactnets.errors import UsageError
+    from compactnets.train import DistInfo, _restart_store
+
+    for key, value in {"TORCHELASTIC_RESTART_COUNT": "1", "TORCHELASTIC_USE_AGENT_STORE": "True",
+                       "GROUP_WORLD_SIZE": "2"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    with pytest.raises(UsageError, match="TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1"):
+        _restart_store(DistInfo(0, 4, 0), datetime.timedelta(seconds=1))
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")  # a first attempt uses env:// as it is
+    assert _restart_store(DistInfo(0, 4, 0), datetime.timedelta(seconds=1)) is None
