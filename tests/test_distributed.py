@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import json
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -154,3 +156,88 @@ def test_a_restarted_multi_node_job_is_told_how_to_avoid_the_shared_store_hang(m
         _restart_store(DistInfo(0, 4, 0), datetime.timedelta(seconds=1))
     monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")  # a first attempt uses env:// as it is
     assert _restart_store(DistInfo(0, 4, 0), datetime.timedelta(seconds=1)) is None
+
+
+NETNS = ("cn-host-a", "cn-host-b")
+ADDRS = ("10.231.7.1", "10.231.7.2")
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def two_hosts() -> Any:
+    """Two network namespaces joined by a veth pair: two 'hosts' whose traffic stays between them."""
+    if os.geteuid() != 0 or subprocess.run(["ip", "netns", "add", NETNS[0]], capture_output=True).returncode != 0:
+        pytest.skip("cannot create network namespaces here (needs root and iproute2)")
+    try:
+        _ip("netns", "add", NETNS[1])
+        _ip("link", "add", "cn-veth-a", "type", "veth", "peer", "name", "cn-veth-b")
+        for ns, addr, link in zip(NETNS, ADDRS, ("cn-veth-a", "cn-veth-b"), strict=True):
+            _ip("link", "set", link, "netns", ns)
+            _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", link)
+            _ip("-n", ns, "link", "set", link, "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+        yield
+    finally:
+        for ns in NETNS:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and its descendants (torchrun starts its workers in sessions of their own)."""
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            _kill_tree(int(child))
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _host(index: int, *command: str) -> subprocess.Popen[str]:
+    """torchrun on 'host' ``index`` of 2, rendezvous at host 0's address."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": f"cn-veth-{'ab'[index]}"}
+    cmd = ["ip", "netns", "exec", NETNS[index], sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
+           "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"{ADDRS[0]}:29531",
+           "--rdzv-id", "two-hosts", "--rdzv-conf", f"is_host={int(index == 0)}", "--local-addr", ADDRS[index],
+           *command]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.mark.slow
+def test_two_hosts_train_in_sync_and_a_lost_host_ends_the_job(two_hosts: None, tmp_path: Path) -> None:
+    """One torchrun per namespace (--nnodes 2, c10d rendezvous): both ranks train with identical parameters and
+    only global rank 0 writes; then one host is killed and the other exits with an error, without hanging."""
+    out = tmp_path / "sync"
+    jobs = [_host(i, str(WORKER), str(out), "memory", "full") for i in (0, 1)]
+    for job in jobs:
+        _, stderr = job.communicate(timeout=300)
+        assert job.returncode == 0, stderr[-3000:]
+    ranks = [torch.load(out / f"rank{r}-full.pt", weights_only=True) for r in (0, 1)]
+    for name, tensor in ranks[0].items():
+        if "running_" not in name and not name.endswith("num_batches_tracked"):
+            assert torch.equal(tensor, ranks[1][name]), f"{name} differs between the hosts"
+    assert [r["epoch"] for r in csv.DictReader((out / "metrics.csv").open())] == ["1", "2"]  # one writer
+    assert json.loads((out / "env.json").read_text())["world_size"] == 2
+
+    lost = tmp_path / "lost"
+    train = ["-m", "compactnets", "train", "resnet20_cifar", "--data", "digits", "--epochs", "200",
+             "--batch-size", "32", "--out", str(lost), "--dist-timeout", "20", "--log-every", "1000"]  # fmt: skip
+    jobs = [_host(i, *train) for i in (0, 1)]
+    try:
+        deadline = time.monotonic() + 180
+        while not (lost / "env.json").is_file():
+            assert all(j.poll() is None for j in jobs) and time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.5)
+        time.sleep(2)
+        _kill_tree(jobs[1].pid)  # host b is gone: its torchrun and its worker
+        killed_at = time.monotonic()
+        _, stderr = jobs[0].communicate(timeout=300)
+        elapsed = time.monotonic() - killed_at
+    finally:
+        for job in jobs:
+            _kill_tree(job.pid)
+            job.wait()
+    print(f"host a's job ended {elapsed:.1f} s after host b was killed")
+    assert jobs[0].returncode != 0 and "compactnets: rank 0: " in stderr, stderr[-3000:]
+    assert elapsed < 120
