@@ -152,7 +152,7 @@ def collect(model: str, run: Path, data: Path) -> dict[str, Any]:
         "gap_to_paper": round(final_error - paper_error, 2) if paper_error is not None else None,
         "epochs": config["epochs"],
         "recipe": config["recipe"],
-        "precision": _precision(env),
+        "precision": _precision(env) + (", compiled" if config.get("compile") else ""),
         "wall_time_s": round(sum(r["epoch_seconds"] for r in rows)),
         "train_images_per_s": round(statistics.median(r["train_images_per_s"] for r in rows)),
         "threads": env.get("threads"),
@@ -162,6 +162,12 @@ def collect(model: str, run: Path, data: Path) -> dict[str, Any]:
         "weights_top1": evaluated["top1"],
         "records": training["records"],
     }
+
+
+def _short_cpu(name: str) -> str:
+    """'Intel(R) Xeon(R) Processor' -> 'Intel Xeon'."""
+    words = name.replace("(R)", "").replace("(TM)", "").split()
+    return " ".join(w for w in words if w.lower() not in ("processor", "cpu"))[:24]
 
 
 def render(rows: list[dict[str, Any]]) -> None:
@@ -177,8 +183,8 @@ def render(rows: list[dict[str, Any]]) -> None:
         "MODEL.cn_c10 --data CIFAR10_DIR` gives the 'weights top-1' column exactly (tested).",
         "",
         "| model | MACs | paper error | our error (final epoch) | gap | best-epoch error (epoch) | epochs | recipe "
-        "| precision | wall time | img/s | threads | weights top-1 | paper protocol |",
-        "|---|--:|--:|--:|--:|--:|--:|---|---|--:|--:|--:|--:|---|",
+        "| precision | wall time | img/s | threads | machine | weights top-1 | paper protocol |",
+        "|---|--:|--:|--:|--:|--:|--:|---|---|--:|--:|--:|---|--:|---|",
     ]
     for r in rows:
         lines.append(
@@ -186,17 +192,40 @@ def render(rows: list[dict[str, Any]]) -> None:
             f"| **{r['final_error']:.2f}** "
             f"| {r['gap_to_paper']:+.2f} | {r['best_epoch_error']:.2f} ({r['best_epoch']}) | {r['epochs']} "
             f"| {r['recipe']} | {r.get('precision', 'fp32')} | {r['wall_time_s'] / 60:.0f} min "
-            f"| {r['train_images_per_s']} | {r['threads']} "
+            f"| {r['train_images_per_s']} | {r['threads']} | {_short_cpu(r['machine'])} "
             f"| {r['weights_top1']:.2f}% | {r['paper_protocol']} |"
         )
-    machines = sorted({r["machine"] for r in rows})
     lines += [
         "",
-        f"Machine: {'; '.join(machines)}. Per-epoch numbers and curves (the model links): "
-        "`cifar10_runs/MODEL/metrics.csv` and `curve.png`, with each run's config.json and env.json.",
+        "Machine: each run's processor (its env.json names it in full). Per-epoch numbers and curves (the model "
+        "links): `cifar10_runs/MODEL/metrics.csv` and `curve.png`, with each run's config.json and env.json.",
         "",
     ]
     (RESULTS / "cifar10_reproduction.md").write_text("\n".join(lines))
+    _render_readme(rows)
+
+
+def _render_readme(rows: list[dict[str, Any]]) -> None:
+    """The README's short table (between its CIFAR10_ROWS markers), from the same rows."""
+    readme = ROOT / "README.md"
+    start, end = "<!-- CIFAR10_ROWS -->", "<!-- /CIFAR10_ROWS -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        return
+    table = [
+        "| model | MACs | paper error | our error, final epoch (best epoch) | epochs | precision | train time "
+        "| weights |",
+        "|---|--:|--:|--:|--:|---|--:|---|",
+    ]
+    for r in rows:
+        table.append(
+            f"| `{r['model']}` | {r['macs'] / 1e6:.1f}M | {r['paper_error']} | **{r['final_error']:.2f}** "
+            f"({r['best_epoch_error']:.2f}) | {r['epochs']} | {r.get('precision', 'fp32')} "
+            f"| {r['wall_time_s'] / 60:.0f} min, {r['train_images_per_s']} img/s, {_short_cpu(r['machine'])} "
+            f"| `{r['weights']}` |"
+        )
+    head, rest = text.split(start, 1)
+    readme.write_text(head + start + "\n" + "\n".join(table) + "\n" + end + rest.split(end, 1)[1])
 
 
 def main() -> int:
