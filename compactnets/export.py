@@ -2,7 +2,8 @@
 experimentally, a Core ML package (.mlpackage, through coremltools); check the file against PyTorch, and
 quantize ONNX files to int8 with onnxruntime's tools.
 
-``compactnets export MODEL_OR_CHECKPOINT --format onnx|pt2|coreml|safetensors --out FILE [--check] [--int8 ...]``.
+``compactnets export MODEL_OR_CHECKPOINT --format onnx|pt2|coreml|executorch|safetensors --out FILE [--check]
+[--int8 ...]``; ``executorch`` writes an ExecuTorch program for phones (XNNPACK, :mod:`compactnets.ondevice`).
 The exported network is the :func:`compactnets.deploy` form (BN folded, exact merges) unless
 ``--no-deploy``; ``--check`` compares the file's outputs with the original PyTorch model, so it checks
 the rewrites and the export together.
@@ -32,8 +33,8 @@ from .models.base import CompactNet
 from .registry import create_model, list_models, model_card
 from .weights import save_pretrained, split_tag
 
-FORMATS = ("onnx", "pt2", "coreml", "safetensors")
-SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "coreml": ".mlpackage", "safetensors": ""}
+FORMATS = ("onnx", "pt2", "coreml", "executorch", "safetensors")
+SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "coreml": ".mlpackage", "executorch": ".pte", "safetensors": ""}
 ONNX_EXTRA = "pip install 'compactnets[onnx]'"
 COREML_EXTRA = "pip install 'compactnets[coreml]'"
 
@@ -251,6 +252,10 @@ def check_export(
 
         def run(x: torch.Tensor) -> torch.Tensor:
             return run_onnx(session, x)
+    elif path.suffix == ".pte":
+        from .ondevice import PteProgram
+
+        run = PteProgram(path)  # type: ignore[assignment]
     else:
         program = torch.export.load(str(path)).module()
 
@@ -414,8 +419,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     if out.suffix != suffix:
         raise UsageError(f"--out for --format {args.format} must end in {suffix} (got {out.name})")
-    if args.int8 and args.format != "onnx":
-        raise UsageError("--int8 quantizes ONNX files: add --format onnx")
+    if args.int8 and args.format not in ("onnx", "executorch"):
+        raise UsageError("--int8 quantizes ONNX files and ExecuTorch programs: add --format onnx or executorch")
+    if args.format == "executorch" and (args.dynamic_batch or args.int8 == "dynamic"):
+        raise UsageError("--format executorch writes a fixed-shape program with static int8: drop --dynamic-batch "
+                         "and use --int8 static")  # fmt: skip
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.format == "coreml" and args.dynamic_batch:
         raise UsageError("--dynamic-batch is not supported for --format coreml (the package has a fixed shape)")
     if args.format == "coreml" and args.check:
@@ -431,16 +441,24 @@ def cmd_export(args: argparse.Namespace) -> int:
         add_onnx_metadata(out, preprocessing(model, size))
     elif args.format == "coreml":
         export_coreml(exported, out, size, args.batch_size)
+    elif args.format == "executorch":
+        from .ondevice import write_pte
+
+        delegation = write_pte(exported, out, size, args.batch_size).summary()
     else:
         export_pt2(exported, out, size, args.batch_size, args.dynamic_batch)
     form = "as defined" if args.no_deploy else "deployed: BN folded, exact merges"
     print(f"{name} ({form}) -> {out}  {human(file_size(out))}B  ({time.perf_counter() - start:.1f} s)")
+    if args.format == "executorch":
+        print(f"  xnnpack {delegation}")
     status = 0
     batches = (args.batch_size, args.batch_size + 1) if args.dynamic_batch else (args.batch_size,)
     if args.check:
         result = check_export(out, model, size, batches)
         print(f"  check   {result}")
         status = 0 if result.passed else 1
+    if args.int8 and args.format == "executorch":
+        return max(status, _executorch_int8(args, exported, model, out, size))
     if args.int8:
         int8_path = out.with_name(out.stem + ".int8.onnx")
         calibration = None
@@ -462,6 +480,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     return status
 
 
+def _executorch_int8(args: argparse.Namespace, exported: nn.Module, model: nn.Module, out: Path, size: Any) -> int:
+    """FILE.int8.pte beside FILE.pte: PT2E int8 calibrated on --data; with --data, its top-1 against PyTorch's."""
+    from .ondevice import PteProgram, agreement, write_pte
+
+    int8_path = out.with_name(out.stem + ".int8.pte")
+    calibration = None
+    if args.data:
+        batches = _data_batches(args.data, size, True, max(args.batch_size, 32))
+        calibration = [b for b, _ in _take(batches, args.calibration_batches)]
+    else:
+        calibration = [torch.randn(args.batch_size, *size) for _ in range(args.calibration_batches)]
+    lowered = write_pte(exported, int8_path, size, args.batch_size, calibration)
+    print(f"  int8    {int8_path}  {human(file_size(int8_path))}B, {file_size(int8_path) / file_size(out):.2f}x "
+          f"the fp32 program (PT2E static, XNNPACK quantizer); {lowered.summary()}")  # fmt: skip
+    if not args.data:
+        print("  top-1   not measured: calibrated on random inputs; pass --data to calibrate and evaluate")
+        return 0
+    limit = args.eval_limit or 1000
+    held_out = _take(_data_batches(args.data, size, False, 50), max(1, limit // 50))
+    fp32, int8 = (agreement(model.eval(), PteProgram(p), held_out) for p in (out, int8_path))
+    print(f"  top-1   PyTorch {fp32['top1_pytorch']:.2f}%, fp32 program {fp32['top1_program']:.2f}%, int8 program "
+          f"{int8['top1_program']:.2f}% ({int8['top1_program'] - fp32['top1_program']:+.2f}); int8 agrees with "
+          f"PyTorch on {int8['top1_agreement']:.1f}% of {int8['images']} {args.data} images")  # fmt: skip
+    return 0
+
+
 def _take(items: Iterator[Any], n: int) -> list[Any]:
     return [item for _, item in zip(range(n), items, strict=False)]
 
@@ -473,14 +517,15 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("model", help="a registered name, a run directory or a checkpoint file")
     p.add_argument("--format", default="onnx", help=f"one of {', '.join(FORMATS)} (default: onnx)")
-    p.add_argument("--out", required=True, help="output file (.onnx, .pt2 or .mlpackage)")
+    p.add_argument("--out", required=True, help="output file (.onnx, .pt2, .mlpackage or .pte)")
     p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
     p.add_argument("--dynamic-batch", action="store_true", help="symbolic batch dimension")
     p.add_argument("--batch-size", type=int, default=1, help="batch of the example input (default: 1)")
     p.add_argument("--input-size", help="H, HxW or C,H,W (default: the card's or the checkpoint's)")
     p.add_argument("--check", action="store_true", help="run the file and compare its outputs with PyTorch")
     p.add_argument("--no-deploy", action="store_true", help="export the model as defined, without inference rewrites")
-    p.add_argument("--int8", choices=["static", "dynamic"], help="also write FILE.int8.onnx (onnxruntime quantization)")
+    p.add_argument("--int8", choices=["static", "dynamic"],
+                   help="also write FILE.int8.onnx (onnxruntime) or FILE.int8.pte (executorch: static)")  # fmt: skip
     p.add_argument("--data", help="data set for int8 calibration and accuracy (cifar10, cifar100, digits, PATH)")
     p.add_argument("--calibration-batches", type=int, default=8, help="batches to calibrate int8 on (default: 8)")
     p.add_argument("--eval-limit", type=int, help="evaluate int8 accuracy on at most this many images")

@@ -43,3 +43,9 @@ def test_width_on_a_model_without_a_multiplier(tmp_path: Path, capsys: pytest.Ca
         == "compactnets train: error: resnet20_cifar has no width multiplier: leave --width out"
     )
     assert not out.exists()  # a run that failed before writing leaves no directory behind
+
+
+def test_export_refuses_a_batch_of_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "resnet20_cifar", "--batch-size", "0", "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "--batch-size must be at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()

@@ -252,7 +252,7 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path: Path, monkeypatch:
     assert ckpt.load_checkpoint(tmp_path / "run", "last")["epoch"] == 1  # the last good state survives
 
 
-def test_non_finite_loss_in_the_first_epoch_names_no_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_non_finite_loss_in_epoch_one_names_no_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     original = torch.nn.CrossEntropyLoss.forward
     monkeypatch.setattr(torch.nn.CrossEntropyLoss, "forward", lambda s, x, t: original(s, x, t) * float("inf"))
     with pytest.raises(TrainingError, match=r"loss became inf at epoch 1, step 1.*no checkpoint was written yet"):

@@ -1,0 +1,156 @@
+"""On-device programs through ExecuTorch, PyTorch's runtime for phones and edge devices.
+
+``torch.export`` -> ``to_edge_transform_and_lower`` with the XNNPACK partitioner -> a ``.pte`` program, fp32
+or int8 (PT2E static quantization with the XNNPACK quantizer: per-channel symmetric weights, per-tensor
+activations calibrated on real images). Programs run here through ``executorch.runtime`` on the CPU, which is
+how ``--check`` compares them with PyTorch and how ``bench`` times them. ExecuTorch is an optional extra:
+``pip install 'compactnets[executorch]'``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import UsageError
+
+
+def executorch_available() -> bool:
+    return importlib.util.find_spec("executorch") is not None
+
+
+def _require() -> None:
+    if not executorch_available():
+        raise UsageError("ExecuTorch is not installed: pip install 'compactnets[executorch]' (executorch 1.5)")
+
+
+@dataclass
+class Lowered:
+    """A lowered program and what the XNNPACK delegate took of it."""
+
+    buffer: bytes
+    int8: bool
+    delegated_nodes: int
+    not_delegated: dict[str, int] = field(default_factory=dict)  # op -> nodes left to the portable kernels
+
+    @property
+    def delegated_share(self) -> float:
+        total = self.delegated_nodes + sum(self.not_delegated.values())
+        return self.delegated_nodes / total if total else 1.0
+
+    def summary(self) -> str:
+        left = ", ".join(f"{op} x{n}" for op, n in sorted(self.not_delegated.items())) or "none"
+        return f"{100 * self.delegated_share:.1f}% of ops delegated to XNNPACK; not delegated: {left}"
+
+
+def quantize_int8(model: nn.Module, example: torch.Tensor, batches: Iterable[torch.Tensor]) -> nn.Module:
+    """PT2E static int8 for XNNPACK: insert observers, run the calibration ``batches``, convert."""
+    _require()
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    captured = torch.export.export(model.eval(), (example,)).module()
+    prepared = prepare_pt2e(captured, quantizer)
+    n = example.shape[0]  # the captured graph's batch size
+    with torch.no_grad():
+        for batch in batches:
+            for start in range(0, len(batch) - n + 1, n):
+                prepared(batch[start : start + n])
+    return convert_pt2e(prepared)
+
+
+def lower(model: nn.Module, example: torch.Tensor, calibration: Iterable[torch.Tensor] | None = None) -> Lowered:
+    """``model`` as an ExecuTorch program for inputs shaped like ``example``; int8 when ``calibration`` is given."""
+    _require()
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.devtools.backend_debug import get_delegation_info
+    from executorch.exir import to_edge_transform_and_lower
+
+    model = model.eval()
+    if calibration is not None:
+        model = quantize_int8(model, example, calibration)
+    exported = torch.export.export(model, (example.contiguous(),))
+    edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+    info = get_delegation_info(edge.exported_program().graph_module)
+    left = {op: b.non_delegated for op, b in info.delegation_by_operator.items() if b.non_delegated}
+    left = {op: n for op, n in left.items() if op not in ("getitem", "alloc")}  # bookkeeping, not compute
+    buffer = edge.to_executorch().buffer
+    return Lowered(bytes(buffer), calibration is not None, info.num_delegated_nodes, left)
+
+
+def write_pte(
+    model: nn.Module,
+    path: str | Path,
+    input_size: tuple[int, int, int],
+    batch_size: int = 1,
+    calibration: Iterable[torch.Tensor] | None = None,
+) -> Lowered:
+    """Lower ``model`` (see :func:`lower`) for ``batch_size`` images of ``input_size`` and write the ``.pte``."""
+    lowered = lower(model, torch.randn(batch_size, *input_size), calibration)
+    Path(path).write_bytes(lowered.buffer)
+    return lowered
+
+
+class PteProgram:
+    """A ``.pte`` file loaded through ``executorch.runtime``; call it like a model (one input, one output)."""
+
+    def __init__(self, path: str | Path) -> None:
+        _require()
+        from executorch.runtime import Runtime
+
+        self.path = Path(path)
+        self._method = Runtime.get().load_program(str(self.path)).load_method("forward")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._method.execute([x.contiguous()])[0]
+
+    @property
+    def batch_size(self) -> int:
+        return int(self._method.metadata.input_tensor_meta(0).sizes()[0])
+
+
+def set_threads(threads: int) -> None:
+    """The XNNPACK thread pool's size, so that timings compare with PyTorch at the same thread count."""
+    _require()
+    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+    _unsafe_reset_threadpool(threads)
+
+
+def agreement(reference: nn.Module, program: Any, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict:
+    """Top-1 of ``reference`` and ``program`` on labelled ``batches``, how often their top-1 agree, and the largest
+    logit difference."""
+    same = right_ref = right_prog = seen = 0
+    max_diff = 0.0
+    with torch.no_grad():
+        for x, y in batches:
+            step = getattr(program, "batch_size", 1)  # a program has a fixed batch: a last, smaller one is dropped
+            x, y = x[: len(x) - len(x) % step], y[: len(y) - len(y) % step]
+            if not len(x):
+                continue
+            ref = reference(x)
+            out = torch.cat([program(x[i : i + step]) for i in range(0, len(x), step)])
+            same += int((ref.argmax(1) == out.argmax(1)).sum())
+            right_ref += int((ref.argmax(1) == y).sum())
+            right_prog += int((out.argmax(1) == y).sum())
+            seen += len(y)
+            max_diff = max(max_diff, float((ref - out).abs().max()))
+    if seen == 0:
+        raise UsageError("no images to compare on")
+    return {
+        "images": seen,
+        "top1_pytorch": 100 * right_ref / seen,
+        "top1_program": 100 * right_prog / seen,
+        "top1_agreement": 100 * same / seen,
+        "max_abs_logit_diff": max_diff,
+    }

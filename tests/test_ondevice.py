@@ -1,0 +1,60 @@
+"""ExecuTorch programs (XNNPACK delegate): fp32 matches PyTorch, int8 agrees with it (issue #17)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import compactnets as cn
+from compactnets import ondevice
+from compactnets.data import build_data
+
+pytest.importorskip("executorch", reason="ExecuTorch is an optional extra: pip install 'compactnets[executorch]'")
+
+
+@pytest.fixture(scope="module")
+def trained() -> torch.nn.Module:
+    return cn.create_model("resnet20_cifar.cn_c10").eval()
+
+
+def _images(n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    data = build_data("digits", augment="none")
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(data.val, range(n)), batch_size=32)
+    return list(loader)
+
+
+def test_fp32_program_lowers_completely_and_matches(trained: torch.nn.Module, tmp_path: Path) -> None:
+    lowered = ondevice.lower(trained, torch.randn(1, 3, 32, 32))
+    assert lowered.delegated_share == 1.0 and lowered.not_delegated == {} and not lowered.int8
+    path = tmp_path / "m.pte"
+    path.write_bytes(lowered.buffer)
+    result = ondevice.agreement(trained, ondevice.PteProgram(path), _images(64))
+    assert result["top1_agreement"] == 100.0 and result["max_abs_logit_diff"] < 1e-4
+
+
+def test_int8_program_is_smaller_and_agrees(trained: torch.nn.Module, tmp_path: Path) -> None:
+    fp32 = ondevice.lower(trained, torch.randn(1, 3, 32, 32))
+    calibration = [x for x, _ in _images(128)]
+    int8 = ondevice.lower(trained, torch.randn(1, 3, 32, 32), calibration)
+    assert int8.int8 and len(int8.buffer) < 0.4 * len(fp32.buffer)  # int8 weights: about a quarter
+    path = tmp_path / "m.int8.pte"
+    path.write_bytes(int8.buffer)
+    result = ondevice.agreement(trained, ondevice.PteProgram(path), _images(96))
+    assert result["top1_agreement"] >= 85.0, result
+    assert 0 < result["max_abs_logit_diff"] < 2.0  # quantized: close, not equal
+
+
+def test_export_command_writes_and_checks_programs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from compactnets.cli import main
+
+    out = tmp_path / "m.pte"
+    args = ["export", "resnet20_cifar", "--format", "executorch", "--out", str(out), "--check", "--int8", "static",
+            "--data", "digits", "--calibration-batches", "2", "--eval-limit", "64"]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "xnnpack 100.0% of ops delegated" in text and "check   ok" in text
+    assert (tmp_path / "m.int8.pte").is_file() and "int8 agrees with PyTorch on" in text
+    assert main(["export", "resnet20_cifar", "--format", "executorch", "--out", str(out), "--dynamic-batch"]) == 2
+    assert "fixed-shape program" in capsys.readouterr().err
