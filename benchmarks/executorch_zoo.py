@@ -1,4 +1,4 @@
-"""Which registered models lower completely to ExecuTorch's XNNPACK delegate (fp32, batch 1, card input size).
+"""Which registered models lower completely to ExecuTorch's XNNPACK delegate (deployed, fp32, batch 1, card size).
 
     python benchmarks/executorch_zoo.py [--models a,b] [--out benchmarks/results/executorch_zoo]
 
@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import compactnets as cn  # noqa: E402
 from compactnets import ondevice  # noqa: E402
+from compactnets.deploy import deploy  # noqa: E402
 from compactnets.machine import cpu_name  # noqa: E402
 
 
@@ -33,7 +34,7 @@ def measure(name: str) -> dict[str, Any]:
     x = torch.randn(1, *model.card.input_size)
     start = time.perf_counter()
     try:
-        lowered = ondevice.lower(model, x)
+        lowered = ondevice.lower(deploy(model), x)  # what `compactnets export --format executorch` writes
     except Exception as err:  # a row per model, whatever stops it
         text = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         return {"model": name, "error": f"{type(err).__name__}: {text}"}
@@ -58,7 +59,8 @@ def render(rows: list[dict[str, Any]], out: Path) -> None:
     lines = [
         "# ExecuTorch (XNNPACK) lowering of the zoo",
         "",
-        f"`python benchmarks/executorch_zoo.py` on {cpu_name()}, torch {torch.__version__}: fp32, batch 1, each "
+        f"`python benchmarks/executorch_zoo.py` on {cpu_name()}, torch {torch.__version__}: each model's deployed "
+        "form (BN folded, exact merges: what `compactnets export --format executorch` lowers), fp32, batch 1, each "
         "card's input size. **delegated**: share of the graph's nodes the XNNPACK partitioner took; the rest run "
         "on ExecuTorch's portable kernels. **max diff**: largest |logit| difference from PyTorch on one random "
         f"input, running the .pte through `executorch.runtime` here. {complete} of {len(rows)} models lower "

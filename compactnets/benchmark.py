@@ -1,4 +1,4 @@
-"""Latency and throughput: ``compactnets bench MODEL... [--runtime eager,compile,onednn,onnxruntime]``.
+"""Latency and throughput: ``compactnets bench MODEL... [--runtime eager,compile,onednn,onnxruntime,executorch]``.
 
 Each configuration (model x runtime x layout x deploy x batch size) is warmed up, then timed in
 rounds; within a batch size the rounds are interleaved (one run of every configuration per round, in a
@@ -44,7 +44,7 @@ from .deploy import deploy
 from .errors import UsageError
 from .machine import cpu_name
 
-RUNTIMES = ("eager", "compile", "onednn", "onnxruntime")
+RUNTIMES = ("eager", "compile", "onednn", "onnxruntime", "executorch", "executorch-int8")
 """``onednn``: eager PyTorch on ``deploy(model, onednn=True)`` (prepacked CPU convs with fused activations)."""
 METHODS = ("median", "paper")
 PAPER_RUNS = 10
@@ -222,6 +222,8 @@ def make_runner(
     ``onnxruntime`` exports ``model`` to ONNX in ``workdir`` and runs it on the CPU with ``threads``.
     """
     model = model.eval()
+    if runtime.startswith("executorch"):
+        return _executorch_runner(model, runtime, example, threads, workdir)
     if runtime == "onnxruntime":
         if example.device.type != "cpu":
             raise UsageError("the onnxruntime runtime runs on the CPU here: use --device cpu")
@@ -263,6 +265,25 @@ def make_runner(
 
         return run_compiled
     raise UsageError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+
+
+def _executorch_runner(
+    model: nn.Module, runtime: str, example: torch.Tensor, threads: int | None, workdir: str | Path | None
+) -> Callable[[], Any]:
+    """An ExecuTorch program (XNNPACK; ``executorch-int8``: PT2E int8 calibrated on random inputs, enough for
+    latency, not accuracy) run through ``executorch.runtime`` on the CPU with ``threads``."""
+    if example.device.type != "cpu":
+        raise UsageError(f"the {runtime} runtime runs on the CPU here: use --device cpu")
+    from .ondevice import PteProgram, set_threads, write_pte
+
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="compactnets-bench-"))
+    path = workdir / f"model_{id(model)}_{example.shape[0]}_{runtime}.pte"
+    size = tuple(example.shape[1:])
+    calibration = [torch.randn_like(example) for _ in range(4)] if runtime == "executorch-int8" else None
+    write_pte(model, path, size, example.shape[0], calibration)  # type: ignore[arg-type]
+    set_threads(threads or torch.get_num_threads())
+    program, x = PteProgram(path), example.contiguous()
+    return lambda: program(x)
 
 
 def measure(

@@ -58,3 +58,16 @@ def test_export_command_writes_and_checks_programs(tmp_path: Path, capsys: pytes
     assert (tmp_path / "m.int8.pte").is_file() and "int8 agrees with PyTorch on" in text
     assert main(["export", "resnet20_cifar", "--format", "executorch", "--out", str(out), "--dynamic-batch"]) == 2
     assert "fixed-shape program" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("runtime", ["executorch", "executorch-int8"])
+def test_bench_runs_programs(runtime: str, tmp_path: Path) -> None:
+    from compactnets.benchmark import make_runner
+
+    model = cn.create_model("resnet20_cifar").eval()
+    example = torch.randn(2, 3, 32, 32)
+    out = make_runner(model, runtime, example, threads=1, workdir=tmp_path)()
+    assert out.shape == (2, 10)
+    if runtime == "executorch":
+        with torch.no_grad():
+            assert torch.allclose(out, model(example), atol=1e-4)
