@@ -17,7 +17,7 @@ from torch import nn
 
 from ..layers import AttentionSite, InvertedResidual, SqueezeExcite, drop_branch
 from ..registry import ModelCard, register_model
-from .mobilenetv2 import CIFAR_STEM_STRIDE, CIFAR_STRIDES, InvertedResidualNet, StageSpec
+from .mobilenetv2 import CIFAR_STEM_STRIDE, CIFAR_STRIDES, InvertedResidualNet, stages_from_table
 
 PAPER = "ANTNets (Xiong et al. 2019)"
 
@@ -145,19 +145,15 @@ def antnet(
     (Table 5); ``attention_site`` moves the attention (Table 4 ablations); ``ensemble`` builds
     e-ANTNet, whose ant1 stays a single g=1 ANTBlock; ``cifar`` uses the 32x32 strides.
     """
-    stages = []
-    for row, (t, r, c, n, s, g) in enumerate(ANTNET_TABLE):
-        options = {"reduction": reduction or r}
-        if ensemble and row > 0:
-            stages.append(StageSpec(t, c, n, s, EnsembleANTBlock, options))
-        else:
-            options |= {"groups": min(g, groups), "attention_site": attention_site}
-            stages.append(StageSpec(t, c, n, s, ant_block, options))
+    rows = [(t, c, n, s) for t, _, c, n, s, _ in ANTNET_TABLE]
+    blocks = [EnsembleANTBlock if ensemble and row > 0 else ant_block for row in range(len(rows))]
+    options = [
+        {"reduction": reduction or r}
+        | ({} if ensemble and row > 0 else {"groups": min(g, groups), "attention_site": attention_site})
+        for row, (_, r, _, _, _, g) in enumerate(ANTNET_TABLE)
+    ]
+    stages = stages_from_table(rows, CIFAR_STRIDES if cifar else None, blocks, options)
     if cifar:
-        stages = [
-            StageSpec(st.expansion, st.out_chs, st.repeats, s, st.block, st.block_kwargs)
-            for st, s in zip(stages, CIFAR_STRIDES, strict=True)
-        ]
         kwargs.setdefault("stem_stride", CIFAR_STEM_STRIDE)
     return InvertedResidualNet(stages, drop_rate=drop_rate, **kwargs)
 

@@ -39,15 +39,25 @@ class StageSpec:
 
 
 def stages_from_table(
-    table: Sequence[tuple[float, int, int, int]], strides: Sequence[int] | None = None, **block_kwargs: Any
+    table: Sequence[tuple[float, int, int, int]],
+    strides: Sequence[int] | None = None,
+    block: Callable[..., nn.Module] | Sequence[Callable[..., nn.Module]] = InvertedResidual,
+    row_kwargs: Sequence[Mapping[str, Any]] | None = None,
+    **block_kwargs: Any,
 ) -> list[StageSpec]:
-    """Turn ``(t, c, n, s)`` rows into stages; ``strides`` replaces the s column (CIFAR variants)."""
-    stages = [StageSpec(t, c, n, s, block_kwargs=block_kwargs) for t, c, n, s in table]
-    if strides is not None:
-        if len(strides) != len(stages):
-            raise ValueError(f"{len(strides)} strides given for {len(stages)} rows")
-        stages = [replace(stage, stride=s) for stage, s in zip(stages, strides, strict=True)]
-    return stages
+    """Turn a paper's ``(t, c, n, s)`` rows into stages: the one path from table to network for every
+    inverted-residual family. ``strides`` replaces the s column (CIFAR variants); ``block`` and ``row_kwargs``
+    may be given per row (ANTNet's e-ANTBlock rows, its per-row r and g), ``block_kwargs`` apply to all."""
+    blocks = [block] * len(table) if callable(block) else list(block)
+    extra = list(row_kwargs) if row_kwargs is not None else [{}] * len(table)
+    if strides is not None and len(strides) != len(table):
+        raise ValueError(f"{len(strides)} strides given for {len(table)} rows")
+    if len(blocks) != len(table) or len(extra) != len(table):
+        raise ValueError(f"{len(table)} rows need as many blocks and row_kwargs")
+    return [
+        StageSpec(t, c, n, strides[i] if strides is not None else s, blocks[i], {**block_kwargs, **extra[i]})
+        for i, (t, c, n, s) in enumerate(table)
+    ]
 
 
 class InvertedResidualNet(CompactNet):

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from ..layers import InvertedResidual
 from ..registry import ModelCard, register_model
-from .mobilenetv2 import InvertedResidualNet, StageSpec
+from .mobilenetv2 import InvertedResidualNet, stages_from_table
 
 PAPER = "SeesawNet (Zhang 2019)"
 
@@ -147,11 +147,11 @@ def _inverted_residual_d_net(
         raise ValueError("final_map sets the CIFAR strides; use it with a *_cifar name")
     else:
         strides = [row[4] for row in SEESAW_TABLE]
-    stages = []
-    for (t, c, n_10d, n_05d, _), s in zip(SEESAW_TABLE, strides, strict=True):
-        if t != 1 and expansion is not None:  # Table 7 replaces t = 6 by 3 in every block
-            t = expansion
-        stages.append(StageSpec(t, c, n_10d if depth == "1.0D" else n_05d, s, block, block_kwargs))
+    rows = [
+        (expansion if t != 1 and expansion is not None else t, c, n_10d if depth == "1.0D" else n_05d, s)
+        for t, c, n_10d, n_05d, s in SEESAW_TABLE  # Table 7 replaces t = 6 by 3 in every block
+    ]
+    stages = stages_from_table(rows, strides, block, **block_kwargs)
     if drop_rate is None:
         drop_rate = CIFAR_DROP_RATE if cifar else 0.0
     return InvertedResidualNet(stages, drop_rate=drop_rate, **kwargs)
