@@ -145,7 +145,8 @@ RECIPES: dict[str, Recipe] = {
         {"optimizer": "rmsprop", "lr": 0.045, "schedule": "exponential", "gamma": 0.98, "momentum": 0.9,
          "weight_decay": 4e-5, "batch_size": 96, "epochs": 300},
         "MobileNets Sec. 4 states only RMSProp and small weight decay, with little or none on the depthwise "
-        "filters: TrainConfig cannot exempt them, so 4e-5 applies to them too (a deviation); the rest follows "
+        "filters (TF-slim's mobilenet_v1_arg_scope: weight_decay 4e-5, regularize_depthwise=False). "
+        "TrainConfig cannot exempt them, so 4e-5 applies to them too (a deviation); the rest follows "
         "MobileNetV2",
     ),
     # ---- the survey's families (baselines of the seed papers' tables)
@@ -159,8 +160,9 @@ RECIPES: dict[str, Recipe] = {
         "ResNeXt CIFAR (Xie et al. 2017, Sec. 5.3): SGD Nesterov 0.9, lr 0.1 /10 at 150 and 225, 300 epochs, "
         "wd 5e-4, batch 128",
         _multistep(0.1, [150, 225], 300, nesterov=True, weight_decay=5e-4, batch_size=128, decay_norm_and_bias=True),
-        "Xie et al. 2017 Sec. 5.3; Nesterov from the official code (facebookresearch/ResNeXt train.lua, "
-        "fb.resnet.torch's optimizer state)",
+        "Xie et al. 2017 Sec. 5.3 (150 and 225 as the paper states; the official code, facebookresearch/ResNeXt "
+        "train.lua at 833a384, decays once past 49% and 74% of 300 epochs, i.e. from epochs 148 and 223); "
+        "Nesterov from that code's optimizer state",
     ),
     "resnet_imagenet": Recipe(
         "ResNeXt ImageNet (Xie et al. 2017, Sec. 4): SGD Nesterov 0.9, lr 0.1 /10 at 30, 60 and 90, 100 epochs, "
@@ -168,7 +170,8 @@ RECIPES: dict[str, Recipe] = {
         _multistep(0.1, [30, 60, 90], 100, nesterov=True, weight_decay=1e-4, batch_size=256,
                    decay_norm_and_bias=True),
         "Xie et al. 2017 Sec. 4 (lr divided by 10 three times on fb.resnet.torch's every-30-epochs schedule); "
-        "100 epochs and Nesterov from the official code (facebookresearch/ResNeXt opts.lua, train.lua)",
+        "100 epochs, Nesterov and decay of every parameter from the official code (facebookresearch/ResNeXt at "
+        "833a384: opts.lua nEpochs 100 for ImageNet, train.lua decay floor((epoch - 1) / 30), nesterov = true)",
     ),
     "senet_imagenet": Recipe(
         "SENet (Hu et al. 2018, Sec. 6): SGD 0.9, lr 0.6 /10 every 30 epochs, 100 epochs, batch 1024",
@@ -205,8 +208,9 @@ RECIPES: dict[str, Recipe] = {
         "CondenseNet ImageNet (Huang et al. 2018, Sec. 5): SGD Nesterov 0.9, cosine from 0.1, 120 epochs, wd 1e-4, "
         "batch 256",
         {"lr": 0.1, "schedule": "cosine", "epochs": 120, "nesterov": True, "weight_decay": 1e-4, "batch_size": 256},
-        "Huang et al. 2018 Sec. 5; lr 0.1 is the official code's default (ShichenLiu/CondenseNet main.py; the "
-        "README's ImageNet command sets only -b 256), the paper's text not re-read for it",
+        "Huang et al. 2018 Sec. 5; lr 0.1 is the official code's default (ShichenLiu/CondenseNet main.py at "
+        "011b71d: lr 0.1, cosine, Nesterov, wd 1e-4, 120 epochs; the README's ImageNet command sets only -b 256). "
+        "The CondenseNet paper is not among the sources here",
     ),
     "shufflenet_imagenet": Recipe(
         "ShuffleNet (Zhang et al. 2018, Sec. 4): SGD, wd 4e-5, linear decay from 0.5 to 0, batch 1024, 3e5 "
@@ -228,28 +232,30 @@ RECIPES: dict[str, Recipe] = {
          "warmup_epochs": 5, "label_smoothing": 0.1, "momentum": 0.9, "weight_decay": 1e-5, "batch_size": 4096,
          "ema_decay": 0.9999, "epochs": 350},
         "Tan & Le 2019 Sec. 5.2 (optimizer, wd, lr 0.256 and its decay, EMA; no batch size). The public TPU code "
-        "(tensorflow/tpu models/official/efficientnet/main.py) scales lr as 0.016 x batch/256, so 0.256 is batch "
-        "4096 (its default is batch 2048, lr 0.128); 350 epochs, 5 warm-up epochs and label smoothing 0.1 are "
-        "that code's. AutoAugment and stochastic depth (Sec. 5.2) are not applied",
+        "(tensorflow/tpu models/official/efficientnet/main.py at 01b67067) trains at batch 2048 with lr "
+        "0.016 x batch/256 = 0.128 for 218,949 steps (350 epochs); the paper's 0.256 is that rule at batch 4096, "
+        "so the preset pairs 0.256 with 4096. 5 warm-up epochs and label smoothing 0.1 are that code's. "
+        "AutoAugment and stochastic depth (Sec. 5.2) are not applied",
     ),
     "squeezenet_imagenet": Recipe(
         "SqueezeNet (Iandola et al. 2016): SGD 0.9, lr 0.04 decayed linearly to 0, wd 2e-4, batch 512, 170k "
         "iterations (about 68 epochs)",
         {"lr": 0.04, "schedule": "linear", "epochs": 68, "nesterov": False, "weight_decay": 2e-4, "batch_size": 512},
-        "the current SqueezeNet v1.0 Caffe solver (forresti/SqueezeNet; the paper states no recipe). The released "
-        "model, whose 57.5% top-1 the card holds, shipped with the original solver: lr 0.08, poly power 0.5, "
-        "batch 1024 (iter_size 32), 85k iterations, wd 2e-4 (also about 68 epochs); TrainConfig has no poly "
-        "schedule to replay it",
+        "the current SqueezeNet v1.0 Caffe solver (forresti/SqueezeNet; the paper states no recipe; its README "
+        "gives batch 512 as batch_size 32 x iter_size 16). The released model, whose 57.5% top-1 the card holds, "
+        "shipped with the original solver (SqueezeNet_v1.0/solver.prototxt at 19c381d and 1515b38): lr 0.08, "
+        "poly power 0.5, batch 1024 (iter_size 32), 85k iterations, wd 2e-4 (also about 68 epochs); TrainConfig "
+        "has no poly schedule to replay it",
     ),
     "squeezenext_imagenet": Recipe(
         "SqueezeNext (Gholami et al. 2018, Sec. 4): SGD momentum 0.9, lr 0.4, 780 warm-up iterations, then decay "
         "to 0 (linear here; the solvers use poly power 2), wd 1e-4, batch 1024, 120 epochs",
         {"lr": 0.4, "schedule": "linear", "warmup_steps": 780, "epochs": 120, "nesterov": False,
          "weight_decay": 1e-4, "batch_size": 1024},
-        "Gholami et al. 2018 Sec. 4 (batch, epochs) and the authors' solvers (amirgholami/SqueezeNext "
-        "*/solver.prototxt: base_lr 0.4, poly power 2, 150,136 iterations, warm-up 780 iterations from 0.1, "
-        "momentum 0.9, no Nesterov). Approximate: TrainConfig has no poly schedule (linear decay instead) and its "
-        "warm-up starts near 0, not at 0.1",
+        "Gholami et al. 2018 Sec. 4 (batch, epochs) and the authors' solvers (amirgholami/SqueezeNext at "
+        "917399d, */solver.prototxt: base_lr 0.4, poly power 2, 150,136 iterations, warm-up 780 iterations from "
+        "0.1, momentum 0.9, wd 1e-4, Caffe's plain SGD). Approximate: TrainConfig has no poly schedule (linear "
+        "decay instead) and its warm-up starts near 0, not at 0.1",
     ),
     "xception_imagenet": Recipe(
         "Xception (Chollet 2017, Sec. 4.3): SGD momentum 0.9, lr 0.045 x0.94 every 2 epochs, wd 1e-5",
@@ -274,8 +280,8 @@ RECIPES: dict[str, Recipe] = {
     "shiftnet_cifar": Recipe(
         "ShiftResNet CIFAR (Wu et al. 2018): SGD 0.9, lr 0.1 /10 at 82 and 124, 160 epochs, wd 5e-4, batch 128",
         _multistep(0.1, [82, 124], 160, nesterov=False, weight_decay=5e-4, batch_size=128),
-        "the authors' training script (alvinwan/shiftresnet-cifar main.py: lr /10 after epochs 81 and 123, "
-        "160 epochs, weight decay 5e-4)",
+        "the authors' training script (alvinwan/shiftresnet-cifar main.py at 053d002: lr 0.1 while epoch <= 81, "
+        "/10 while <= 123, /100 after, epochs 0-159, plain momentum 0.9, weight decay 5e-4, batch 128)",
     ),
     "shiftnet_imagenet": Recipe(
         "ShiftNet ImageNet (Wu et al. 2018): SGD, ResNet-style step schedule (approximate)",

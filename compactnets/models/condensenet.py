@@ -134,8 +134,9 @@ _IMAGENET = dict(
         paper_metrics={"cifar10_error": 5.00, "cifar100_error": 23.64},
         reproduces=("params", "madds"),
         recipe="condensenet_cifar",
-        note=_NOTE + " 65M: the paper's Table 4 as PydMobileNet Table 4 and SeesawNet Table 6 quote it (the "
-        "paper itself not re-read); we count 65.81M (65M truncated), the official README prints 65.8M. "
+        note=_NOTE + " 65M and 5.00%: the paper's Table 4 as PydMobileNet Table 4 and SeesawNet Table 6 both "
+        "quote it (the CondenseNet paper is not among the sources here); we count 65.81M (65M truncated). The "
+        "official README (ShichenLiu/CondenseNet at 011b71d) prints 65.8M and 5.06% CIFAR-10 error instead. "
         "CIFAR-100 head: 552,292.",
     )
 )

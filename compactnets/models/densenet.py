@@ -172,6 +172,57 @@ def densenet_bc_100_k12_cifar(**kwargs: Any) -> DenseNet:
     return densenet_bc_cifar(100, 12, **kwargs)
 
 
+_LARGE_CIFAR_NOTE = (
+    "Table 2's row as PydMobileNet Table 4 quotes it (the DenseNet paper is not among the sources here); errors "
+    "are C10+/C100+. Params are the CIFAR-10-head count (CIFAR-100: {c100:,})."
+)
+
+
+@register_model(
+    ModelCard(
+        paper=PAPER,
+        table="Table 2",
+        input_size=(3, 32, 32),
+        num_classes=10,
+        ref_params=15_324_406,
+        ref_macs=5418.79e6,
+        params_exact=True,
+        paper_params="15.3M",
+        paper_metrics={"cifar10_error": 3.62, "cifar100_error": 17.60},
+        reproduces=("params",),
+        recipe="densenet_cifar",
+        source="this build of Sec. 4's DenseNet-BC (L=250, k=24); no reference build",
+        note=_LARGE_CIFAR_NOTE.format(c100=15_480_556) + " No FLOPs are printed for this row.",
+    )
+)
+def densenet_bc_250_k24_cifar(**kwargs: Any) -> DenseNet:
+    return densenet_bc_cifar(250, 24, **kwargs)
+
+
+@register_model(
+    ModelCard(
+        paper=PAPER,
+        table="Table 2 (params, errors); MAdds: CondenseNet Table 4 as PydMobileNet Table 4 quotes it",
+        input_size=(3, 32, 32),
+        num_classes=10,
+        ref_params=25_624_430,
+        ref_macs=9301.95e6,
+        params_exact=True,
+        paper_params="25.6M",
+        paper_madds="9388M",
+        paper_metrics={"cifar10_error": 3.46, "cifar100_error": 17.18},
+        reproduces=("params",),
+        recipe="densenet_cifar",
+        source="this build of Sec. 4's DenseNet-BC (L=190, k=40); no reference build",
+        note=_LARGE_CIFAR_NOTE.format(c100=25_821_620) + " 9,388M (PydMobileNet: 'FLOPs information is "
+        "obtained from [19]', CondenseNet) is not reproduced: conv + FC MACs are 9,301.9M, CondenseNet's "
+        "counter (macs+act+pool) 9,346.3M.",
+    )
+)
+def densenet_bc_190_k40_cifar(**kwargs: Any) -> DenseNet:
+    return densenet_bc_cifar(190, 40, **kwargs)
+
+
 @register_model(
     ModelCard(
         paper=PAPER,

@@ -156,7 +156,9 @@ _IMAGENET = dict(paper=PAPER, input_size=(3, 224, 224), num_classes=1000, recipe
         paper_metrics={"top1": 72.0},
         reproduces=("madds",),
         source="torchvision mobilenet_v2",
-        note="The paper's 3.4M counts conv and FC weights without BN (3,470,760, truncated).",
+        note="The paper's 3.4M counts conv and FC weights without BN (3,470,760, truncated). ANTNets Table 7 "
+        "quotes 3.4M / 300M / 72.0 with a top-5 of 91.0 (not printed by MobileNetV2); SeesawNet Table 5 quotes "
+        "3.5M / 314M / 72.0: the params with BN (3,504,872) and fvcore's count (314.2M; ARCHITECTURES.md 4.5, 7.7).",
     )
 )
 def mobilenetv2_100(**kwargs: Any) -> InvertedResidualNet:
@@ -174,7 +176,8 @@ def mobilenetv2_100(**kwargs: Any) -> InvertedResidualNet:
         paper_metrics={"top1": 74.7},
         source="timm mobilenetv2_140",
         note="6.9M is not reproducible: the 1.4 model has 6.06M weights, 6.11M with BN "
-        "(ARCHITECTURES.md 7.7). Conv MACs 582.2M vs the printed 585M.",
+        "(ARCHITECTURES.md 7.7). Conv MACs 582.2M vs the printed 585M. ANTNets Table 7 quotes 6.9M / 585M / "
+        "74.7 with a top-5 of 92.5 (not printed by MobileNetV2).",
     )
 )
 def mobilenetv2_140(**kwargs: Any) -> InvertedResidualNet:
@@ -198,7 +201,9 @@ _CIFAR100 = dict(paper=ANTNETS, input_size=(3, 32, 32), num_classes=100, recipe=
         reproduces=("params", "madds"),
         paper_rtol=0.002,
         note="CIFAR strides: stem s1 and the 24-channel row s1 (the text's '14x14x96 block' gives 43.9M). "
-        "Conv MACs are 88.09M; adding BN and ReLU6 elements gives 91.23M, within 0.2% of 91.1M.",
+        "Conv MACs are 88.09M; adding BN and ReLU6 elements gives 91.23M, within 0.2% of 91.1M. SeesawNet "
+        "Table 7 reports this same network (t = 6, 4x4 final map, CIFAR-100) as 'MobileNetV2(1.0)': 2.4M / "
+        "89M / 74.46 top-1, trained with SeesawNet's recipe; its 89M is within 1% of the conv MACs (88.09M).",
     )
 )
 def mobilenetv2_cifar(**kwargs: Any) -> InvertedResidualNet:

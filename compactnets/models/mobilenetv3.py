@@ -162,7 +162,8 @@ def mobilenetv3_large_100(**kwargs: Any) -> InvertedResidualNet:
         paper_metrics={"top1": 67.4},
         reproduces=("params", "madds"),
         note="56M and 2.5M as arXiv v5 (1905.02244v5) prints them; the ICCV 2019 version's Table 3 gives "
-        "MobileNetV3-Small 66M MAdds and 2.9M params at the same 67.4 (not re-read here).",
+        "MobileNetV3-Small 66M MAdds and 2.9M params at the same 67.4 (as issue 20's audit reads it; the "
+        "ICCV text is not among the sources here).",
     )
 )
 def mobilenetv3_small_100(**kwargs: Any) -> InvertedResidualNet:

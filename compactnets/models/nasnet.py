@@ -250,7 +250,8 @@ class NASNet(CompactNet):
         source="reference build of the TF-slim mobile config (num_cells=12, num_conv_filters=44); the "
         "params equal the trainable count of Keras NASNetMobile",
         note="No auxiliary head and no drop-path (the mobile config trains with drop_path_keep_prob=1.0). "
-        "Symmetric padding in strided ops instead of TF 'SAME' (same shapes and counts).",
+        "Symmetric padding in strided ops instead of TF 'SAME' (same shapes and counts). ANTNets Table 7 "
+        "quotes 5.3M / 564M / 74.0 with a top-5 of 91.3 (the card holds top-1 only).",
     )
 )
 def nasnet_a_mobile(**kwargs: Any) -> NASNet:

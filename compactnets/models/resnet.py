@@ -259,20 +259,21 @@ def resnext29_8x64d_cifar(**kwargs: Any) -> ResNet:
 @register_model(
     ModelCard(
         paper=RESNEXT,
-        table="Table 7 (params, errors); MAdds: CondenseNet Table 4 via PydMobileNet Table 4 (10,704M)",
+        table="Table 7 (params, errors); MAdds: CondenseNet Table 4 as PydMobileNet Table 4 quotes it",
         input_size=(3, 32, 32),
         num_classes=10,
         ref_params=68_155_210,
         ref_macs=10.69e9,
         params_exact=True,
         paper_params="68.1M",
-        paper_madds="10.7G",
+        paper_madds="10704M",
         paper_metrics={"cifar10_error": 3.58, "cifar100_error": 17.31},
-        reproduces=("params", "madds"),
+        reproduces=("params",),
         recipe="resnext_cifar",
         source="reference build, ARCHITECTURES.md 6",
-        note="ResNeXt Table 7 prints no FLOPs. 10.7G: conv + FC MACs (10,688.9M). PydMobileNet Table 4 quotes "
-        "10,704M from CondenseNet's table; CondenseNet's counter (macs+act+pool) gives 10,703.8M, but the same "
+        note="ResNeXt Table 7 prints params and errors only. 10,704M is CondenseNet's Table 4 figure as "
+        "PydMobileNet Table 4 prints it ('FLOPs information is obtained from [19]'). Conv + FC MACs are "
+        "10,688.9M (not reproduced); CondenseNet's counter (macs+act+pool) gives 10,703.8M, but the same "
         "table's DenseNet-BC-190 9,388M is not reproduced by it (9,346M), so the card keeps plain MACs.",
     )
 )
@@ -307,8 +308,9 @@ _SE_NOTE = (
     "SE MAdds not reproduced: conv + FC MACs are 3.860G (SE-ResNet-50) and 4.233G (SE-ResNeXt-50) against "
     "3.87G and 4.25G. The paper's SE overhead (+0.26% over ResNet-50's 3.86G) also counts pooling or "
     "scaling, but no single convention fits both rows (macs+gating: 3.866G but 4.239G). 4.25G (SE-ResNeXt-50) "
-    "is kept but was not re-checked against the paper's text: Table 2 may not print it. Table 2 prints no "
-    "parameter counts: 28.1M and 27.6M are this build's (timm's legacy models'). "
+    "is kept unconfirmed: the SENet paper is not among the sources available here (seeds, stored pages and "
+    "code), and issue 20's audit did not find it in its copy of Table 2. Table 2 prints no parameter counts: "
+    "28.1M and 27.6M are this build's (timm's legacy models'). "
     "top-1 is 100 - Table 2's single-crop error (23.29% and 21.10%), trained with the recipe of Sec. 6. The "
     "released Caffe models score 22.37% and 20.97% error (SENet repository README): they were retrained with "
     "another recipe (the authors, hujie-frank/SENet issue 62: 270 epochs, batch 256, lr 0.1 /10 at 125, 200 "

@@ -149,8 +149,9 @@ _CIFAR_NOTE = (
     "CIFAR-10 counts (10-way FC); with 100 classes they grow by 5,850 and still print the same. The paper's "
     "CIFAR table gives no FLOPs we could check; ref_macs is our count (conv + FC MACs). top-1 is the authors' "
     "current README table (alvinwan/shiftresnet-cifar at d2715d8, 'SRN Acc': 69.73 / 72.33 / 73.17 for "
-    "ShiftResNet-20/56/110); older README versions (e.g. 0410734) print 68.64 / 72.13 / 72.56. The paper's own "
-    "CIFAR-100 table was not re-read."
+    "ShiftResNet-20/56/110); older README versions (e.g. 0410734) print 68.64 / 72.13 / 72.56. The Shift paper "
+    "(arXiv 1711.08141, CVPR 2018) is not among the sources here, so which README version its own CIFAR-100 "
+    "table matches is not checked: top-1 holds the README's, and the table field says so."
 )
 _CIFAR = dict(
     paper=PAPER,

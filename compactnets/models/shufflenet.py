@@ -259,7 +259,9 @@ def shufflenet_g3_150(**kwargs: Any) -> ShuffleNet:
         paper_metrics={"top1": 73.7},
         reproduces=("params", "madds"),
         source="reference build, ARCHITECTURES.md 6 (Megvii ShuffleNet-Series)",
-        note="Stem 48 (24 x 2). " + _V1_PARAMS_NOTE.format(params="5.4M"),
+        note="Stem 48 (24 x 2). " + _V1_PARAMS_NOTE.format(params="5.4M") + " ChannelNets Table 1 quotes "
+        "'ShuffleNet 2x' at 5.3M params, 524M FLOPs and 70.9% top-1 (0.709): neither 5.3M (we count 5.45M) nor "
+        "70.9 (29.1% error; ShuffleNet's Tables 5 and 6 print 26.3%) matches the card.",
     )
 )
 def shufflenet_g3_200(**kwargs: Any) -> ShuffleNet:
