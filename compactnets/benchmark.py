@@ -18,15 +18,12 @@ versions, allocator, load from other processes, with a warning when other proces
 
 from __future__ import annotations
 
-import argparse
 import csv
 import itertools
 import math
 import os
-import platform
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -42,7 +39,8 @@ from .allocator import allocator
 from .complexity import executed_macs, profile
 from .deploy import deploy
 from .errors import UsageError
-from .machine import cpu_name
+from .machine import environment
+from .spec import resolve_spec
 
 RUNTIMES = ("eager", "compile", "onednn", "onnxruntime", "executorch", "executorch-int8")
 """``onednn``: eager PyTorch on ``deploy(model, onednn=True)`` (prepacked CPU convs with fused activations)."""
@@ -86,32 +84,7 @@ def paper_mean(samples: Sequence[float]) -> float:
     return statistics.fmean(ordered[1:-1])
 
 
-# ----------------------------------------------------------------------------------------- environment
-def environment(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
-    """What the numbers depend on: device, threads, versions, allocator, load average."""
-    import torchvision
-
-    try:
-        import onnxruntime
-
-        ort_version = onnxruntime.__version__
-    except ImportError:
-        ort_version = "-"
-    env = {
-        "device": torch.cuda.get_device_name() if device == "cuda" else cpu_name(),
-        "cores": os.cpu_count(),
-        "threads": threads or torch.get_num_threads(),
-        "allocator": allocator(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "onnxruntime": ort_version,
-        "loadavg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-    }
-    return env
-
-
+# ------------------------------------------------------------------- environment (record: machine.py)
 class LoadMonitor:
     """How many cores other processes kept busy while we measured (from /proc/stat, minus our own CPU time).
 
@@ -174,14 +147,30 @@ def gemm_peak_gflops(
     """
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    best = math.inf
-    for _ in range(repeats + 1):  # the first is a warm-up
-        start = time.perf_counter()
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def product() -> None:
         torch.mm(a, b)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
+        sync()
+
+    best_ms = min(time_ms(product, repeats, warmup=1))
+    return 2 * size**3 / (best_ms * 1e-3) / 1e9
+
+
+# -------------------------------------------------------------------------------------------- the timer
+def sample_ms(run: Callable[[], Any], number: int = 1) -> float:
+    """The time of ``number`` back-to-back calls of ``run``, per call, in milliseconds."""
+    start = time.perf_counter()
+    for _ in range(number):
+        run()
+    return (time.perf_counter() - start) * 1e3 / number
+
+
+def time_ms(run: Callable[[], Any], repeats: int, warmup: int = 0, number: int = 1) -> list[float]:
+    """``repeats`` samples of :func:`sample_ms` (ms per call) after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        run()
+    return [sample_ms(run, number) for _ in range(repeats)]
 
 
 # ---------------------------------------------------------------------------------------- configurations
@@ -299,18 +288,12 @@ def measure(
     Fills ``case.samples_ms`` (per call) and returns the load other processes put on the machine meanwhile.
     """
     for case in cases:
-        start = time.perf_counter()
-        for _ in range(max(1, warmup)):
-            case.run()
-        per_call = (time.perf_counter() - start) / max(1, warmup) * 1e3
+        per_call = sample_ms(case.run, max(1, warmup))
         case.number = max(1, math.ceil(min_sample_ms / max(per_call, 1e-3)))
         case.samples_ms.clear()
 
     def sample(case: Case) -> None:
-        start = time.perf_counter()
-        for _ in range(case.number):
-            case.run()
-        case.samples_ms.append((time.perf_counter() - start) * 1e3 / case.number)
+        case.samples_ms.append(sample_ms(case.run, case.number))
 
     with LoadMonitor() as monitor:
         if interleave:
@@ -485,16 +468,14 @@ def run_benchmark(
 def _run_benchmark(
     models: Sequence[str], config: BenchConfig, log: Callable[[str], None]
 ) -> tuple[list[BenchRow], dict[str, Any]]:
-    from .export import resolve_model
-
     threads = torch.get_num_threads()
     env = environment(config.device, threads)
     loaded = {}
     for spec in models:
-        name, model, size = resolve_model(spec)
-        size = config.input_size or size
+        resolved = resolve_spec(spec)
+        model, size = resolved.model, config.input_size or resolved.input_size
         counts = profile(model, size)
-        loaded[spec] = (name, model.to(config.device), size, counts, executed_macs(model, size))
+        loaded[spec] = (resolved.name, model.to(config.device), size, counts, executed_macs(model, size))
     peak = gemm_peak_gflops(config.device)
     env["gemm_peak_gflops"] = round(peak, 1)
     log(f"{env['device']}, {threads} threads, allocator {env['allocator']}, torch {env['torch']}, "
@@ -538,85 +519,6 @@ def _run_benchmark(
     return rows, env
 
 
-# ----------------------------------------------------------------------------------------- command line
-def _int_list(text: str, option: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(f"{option}: expected integers separated by commas (e.g. 1,32), got {text!r}") from None
-    if not values:
-        raise UsageError(f"{option}: expected at least one integer")
-    return values
-
-
-def _variants(value: str) -> tuple[bool, ...]:
-    return {"off": (False,), "on": (True,), "both": (False, True)}[value]
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from .cli import _input_size
-
-    if args.train:
-        from .train_bench import cmd_train_bench
-
-        return cmd_train_bench(args)
-    if args.amp or args.json:
-        raise UsageError("--amp and --json apply to --train (training steps); inference runs in fp32")
-    config = BenchConfig(
-        batch_sizes=_int_list(args.batch_size or "1", "--batch-size"),
-        runtimes=[r.strip() for r in args.runtime.split(",") if r.strip()],
-        input_size=_input_size(args.input_size),
-        device=args.device,
-        threads=args.threads,
-        channels_last=_variants(args.channels_last),
-        deploy=_variants(args.deploy),
-        method=args.method,
-        repeats=args.repeats or 20,
-        warmup=args.warmup,
-        min_sample_ms=args.min_sample_ms,
-    )
-    rows, _ = run_benchmark(args.models, config, log=lambda line: print(line, file=sys.stderr))
-    print(format_rows(rows))
-    if config.method == "paper":
-        print(f"\n{PAPER_RUNS} runs per configuration, fastest and slowest dropped, mean of the other 8 (ANTNets).")
-    else:
-        print(f"\nmedian of {config.repeats} interleaved samples; spread = interquartile range; "
-              "GFLOP/s = 2 x MACs x batch / time, 'of peak' against the fp32 GEMM rate measured now.")  # fmt: skip
-    if args.csv:
-        print(f"wrote {write_csv(rows, args.csv)}")
-    return 0
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "bench", help="latency and throughput (eager, torch.compile, oneDNN-fused eager, onnxruntime)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    p.add_argument("models", nargs="+", metavar="MODEL", help="registered names, run directories or checkpoints")
-    p.add_argument("--batch-size", help="comma-separated batch sizes (default: 1; --train: one, default 128)")
-    p.add_argument("--input-size", help="H, HxW or C,H,W (default: the card's)")
-    p.add_argument("--runtime", default="eager", help=f"comma-separated, from {', '.join(RUNTIMES)} (default: eager)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--threads", type=int, help="intra-op threads for torch and onnxruntime (default: torch's)")
-    p.add_argument("--channels-last", nargs="?", const="on", default="off", choices=["off", "on", "both"],
-                   help="NHWC memory format for the torch runtimes ('both' measures both)")  # fmt: skip
-    p.add_argument("--deploy", nargs="?", const="on", default="off", choices=["off", "on", "both"],
-                   help="apply compactnets.deploy (BN folding, exact merges) first ('both' measures both)")  # fmt: skip
-    p.add_argument("--method", default="median", choices=METHODS,
-                   help="median of --repeats samples with IQR, or paper: ANTNets' mean of 8 of 10 runs")  # fmt: skip
-    p.add_argument("--repeats", type=int, help="samples per configuration (default: 20; --train: 10 steps)")
-    p.add_argument("--warmup", type=int, default=5, help="warm-up calls per configuration (default: 5)")
-    p.add_argument("--min-sample-ms", type=float, default=20.0,
-                   help="a sample averages enough calls to last this long (default: 20 ms; 0 = one call)")  # fmt: skip
-    p.add_argument("--csv", help="also write the results as CSV (timm's columns first)")
-    p.add_argument("--train", action="store_true",
-                   help="time training steps (forward, backward, SGD step) instead of inference; "
-                        "--runtime eager,compile and --amp as columns")  # fmt: skip
-    p.add_argument("--amp", help="with --train: comma-separated, from off, bf16, auto (default: off,bf16)")
-    p.add_argument("--json", action="store_true", help="with --train: print the records as JSON")
-    p.set_defaults(func=cmd_bench)
-
-
 __all__ = [
     "BenchConfig",
     "BenchRow",
@@ -630,5 +532,7 @@ __all__ = [
     "measure",
     "paper_mean",
     "run_benchmark",
+    "sample_ms",
+    "time_ms",
     "write_csv",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import re
 import sys
 from collections.abc import Sequence
 
@@ -18,31 +17,18 @@ from .complexity import ProfileResult, card_counts, executed_macs, parse_convent
 from .errors import UsageError
 from .features import feature_info
 from .registry import UnknownModelError, create_model, list_models, model_card, parse_printed
+from .spec import parse_input_size
 
 # Modules that add subcommands: each defines ``register_cli(subparsers)`` and raises ``UsageError``
 # for bad input. Keeping them out of this file keeps the CLI thin and each tool in its own module.
 COMMAND_MODULES: tuple[str, ...] = (
     "compactnets.train_cli",
     "compactnets.scale_cli",
-    "compactnets.benchmark",
-    "compactnets.export",
-    "compactnets.report",
+    "compactnets.bench_cli",
+    "compactnets.export_cli",
+    "compactnets.report_cli",
     "compactnets.weights_cli",
 )
-
-
-def _input_size(text: str | None) -> tuple[int, int, int] | None:
-    if text is None:
-        return None
-    text = text.strip().lower()
-    parts = [int(p) for p in re.split(r"[x,]", text)] if re.fullmatch(r"\d+(?:[x,]\d+){0,2}", text) else []
-    if len(parts) == 1:
-        parts = [3, parts[0], parts[0]]
-    elif len(parts) == 2:
-        parts = [3, *parts]
-    if len(parts) != 3 or min(parts) < 1:
-        raise UsageError(f"--input-size: expected H, HxW or C,H,W (e.g. 224 or 3,224,224), got {text!r}")
-    return parts[0], parts[1], parts[2]
 
 
 def _build_on_meta(name: str, **kwargs: object) -> torch.nn.Module:
@@ -107,7 +93,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.width is not None:
         kwargs["width"] = args.width
     model = _build_on_meta(args.model, **kwargs)
-    size = _input_size(args.input_size) or card.input_size
+    size = parse_input_size(args.input_size) or card.input_size
     in_chans = getattr(model, "in_chans", 3)
     if size[0] != in_chans:
         raise UsageError(

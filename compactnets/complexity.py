@@ -34,6 +34,7 @@ from torch import nn
 from .errors import InputShapeError
 from .features import feature_info
 from .registry import create_model, list_models, model_card
+from .spec import as_input_size
 
 OPS: tuple[str, ...] = ("macs", "bn", "act", "pool", "gating", "residual")
 """Every kind of operation the profiler counts; ``macs`` is always part of a convention."""
@@ -142,19 +143,13 @@ def parse_convention(convention: str, model: nn.Module | None = None) -> tuple[s
 
 
 def _normalise_input_size(input_size: Any, model: nn.Module) -> tuple[int, int, int]:
+    """``input_size`` as (C, H, W) (:func:`compactnets.spec.as_input_size`); ``None``: the model card's."""
     if input_size is None:
         card = getattr(model, "card", None)
         if card is None:
             raise ValueError("input_size is required for a model not built by create_model")
         return tuple(card.input_size)  # type: ignore[return-value]
-    if isinstance(input_size, int):
-        input_size = (3, input_size, input_size)
-    size = tuple(int(s) for s in input_size)
-    if len(size) == 2:
-        size = (3, *size)
-    if len(size) != 3 or min(size) < 1:
-        raise ValueError(f"input_size must be (C, H, W), (H, W) or an int, got {input_size!r}")
-    return size  # type: ignore[return-value]
+    return as_input_size(input_size)
 
 
 def _module_ops(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> dict[str, int]:

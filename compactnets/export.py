@@ -11,11 +11,11 @@ the rewrites and the export together.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
+import itertools
+import statistics
 import tempfile
-import time
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,12 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._table import human
-from .deploy import deploy
+from .benchmark import time_ms
 from .errors import UsageError
-from .models.base import CompactNet
-from .registry import create_model, list_models, model_card
-from .weights import save_pretrained, split_tag
+from .spec import resolve_spec
 
 FORMATS = ("onnx", "pt2", "coreml", "executorch", "safetensors")
 SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "coreml": ".mlpackage", "executorch": ".pte", "safetensors": ""}
@@ -49,28 +46,9 @@ def require_onnx(*modules: str) -> None:
 
 
 def resolve_model(spec: str, **kwargs: Any) -> tuple[str, nn.Module, tuple[int, int, int]]:
-    """A registered name (random weights) or a run directory / checkpoint file (trained weights), in
-    eval mode, with its name and default input size (C, H, W)."""
-    if spec in list_models():
-        model = create_model(spec, **kwargs).eval()
-        return spec, model, tuple(model_card(spec).input_size)  # type: ignore[return-value]
-    base, tag = split_tag(spec)
-    if tag and base in list_models():  # published weights
-        model = create_model(spec, **kwargs).eval()
-        return base, model, tuple(model.pretrained_cfg["input_size"])  # type: ignore[return-value]
-    path = Path(spec).expanduser()
-    if not path.exists():
-        create_model(spec)  # raises UnknownModelError with close matches
-    from .checkpoint import load_model  # the training work's loader: a run directory or a .pt file
-
-    model = load_model(path).eval()
-    card = getattr(model, "card", None)
-    meta = getattr(model, "checkpoint_meta", {}) or {}
-    size = meta.get("input_size") or (card.input_size if card is not None else None)
-    if size is None:
-        raise UsageError(f"{spec}: the checkpoint does not say its input size; pass --input-size")
-    name = card.name if card is not None else path.stem
-    return name, model, tuple(int(s) for s in size)  # type: ignore[return-value]
+    """(name, model in eval mode, input size) of a spec: :func:`compactnets.spec.resolve_spec` as a tuple."""
+    resolved = resolve_spec(spec, **kwargs)
+    return resolved.name, resolved.model, resolved.input_size
 
 
 @contextlib.contextmanager
@@ -357,19 +335,13 @@ def onnx_latency_ms(
     """Median latency of an ONNX file in onnxruntime (a quick number; ``compactnets bench`` is the tool)."""
     session = onnx_session(path, torch.get_num_threads())
     x = torch.randn(batch_size, *input_size)
-    for _ in range(3):
-        run_onnx(session, x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run_onnx(session, x)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
+    return statistics.median(time_ms(lambda: run_onnx(session, x), repeats, warmup=3))
 
 
-def _data_batches(
+def data_batches(
     data: str, input_size: tuple[int, int, int], train: bool, batch_size: int, drop_last: bool = False
 ) -> Iterator[Any]:
+    """(images, targets) batches, in order, of the training or evaluation split of ``data``."""
     from torch.utils.data import DataLoader
 
     from .data import build_data
@@ -377,6 +349,12 @@ def _data_batches(
     bundle = build_data(data, input_size=input_size)
     split = bundle.train if train else bundle.val
     return iter(DataLoader(split, batch_size=batch_size, shuffle=False, drop_last=drop_last))
+
+
+def calibration_images(data: str, input_size: tuple[int, int, int], batch_size: int, batches: int) -> list[Any]:
+    """The first ``batches`` batches of images of ``data``'s training split, for int8 calibration."""
+    loader = data_batches(data, input_size, True, batch_size)
+    return [images for images, _ in itertools.islice(loader, batches)]
 
 
 def onnx_accuracy(path: str | Path, data: str, input_size: tuple[int, int, int], limit: int | None = None) -> float:
@@ -388,7 +366,7 @@ def onnx_accuracy(path: str | Path, data: str, input_size: tuple[int, int, int],
     fixed = session.get_inputs()[0].shape[0]
     batch_size = fixed if isinstance(fixed, int) else 64
     correct = total = 0
-    for images, targets in _data_batches(data, input_size, False, batch_size, drop_last=isinstance(fixed, int)):
+    for images, targets in data_batches(data, input_size, False, batch_size, drop_last=isinstance(fixed, int)):
         logits = run_onnx(session, images)
         correct += int((logits.argmax(1) == targets).sum())
         total += len(targets)
@@ -397,149 +375,23 @@ def onnx_accuracy(path: str | Path, data: str, input_size: tuple[int, int, int],
     return 100.0 * correct / max(total, 1)
 
 
-# ----------------------------------------------------------------------------------------- command line
-def _parse_input_size(text: str | None) -> tuple[int, int, int] | None:
-    from .cli import _input_size
-
-    return _input_size(text)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    if args.format not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {args.format!r}")
-    out = Path(args.out)
-    suffix = SUFFIXES[args.format]
-    if args.format == "safetensors":
-        if args.int8 or args.check:
-            raise UsageError("--format safetensors writes the weights as they are: drop --int8 and --check")
-        name, model, size = resolve_model(args.model)
-        save_pretrained(model, name, out, preprocessing(model, size))
-        print(f"{name} -> {out}/ (model.safetensors, config.json, README.md); load it back with "
-              f"create_model({name!r}, checkpoint_path={str(out)!r})")  # fmt: skip
-        return 0
-    if out.suffix != suffix:
-        raise UsageError(f"--out for --format {args.format} must end in {suffix} (got {out.name})")
-    if args.int8 and args.format not in ("onnx", "executorch"):
-        raise UsageError("--int8 quantizes ONNX files and ExecuTorch programs: add --format onnx or executorch")
-    if args.format == "executorch" and (args.dynamic_batch or args.int8 == "dynamic"):
-        raise UsageError("--format executorch writes a fixed-shape program with static int8: drop --dynamic-batch "
-                         "and use --int8 static")  # fmt: skip
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.format == "coreml" and args.dynamic_batch:
-        raise UsageError("--dynamic-batch is not supported for --format coreml (the package has a fixed shape)")
-    if args.format == "coreml" and args.check:
-        require_coreml_runtime()  # before the export, not after it
-    name, model, size = resolve_model(args.model)
-    size = _parse_input_size(args.input_size) or size
-    if isinstance(model, CompactNet):
-        model.check_input_size(*size[1:])  # one line here, not the exporter's hundreds
-    exported = model if args.no_deploy else deploy(model)
-    start = time.perf_counter()
-    if args.format == "onnx":
-        export_onnx(exported, out, size, args.batch_size, args.opset, args.dynamic_batch)
-        add_onnx_metadata(out, preprocessing(model, size))
-    elif args.format == "coreml":
-        export_coreml(exported, out, size, args.batch_size)
-    elif args.format == "executorch":
-        from .ondevice import write_pte
-
-        delegation = write_pte(exported, out, size, args.batch_size).summary()
-    else:
-        export_pt2(exported, out, size, args.batch_size, args.dynamic_batch)
-    form = "as defined" if args.no_deploy else "deployed: BN folded, exact merges"
-    print(f"{name} ({form}) -> {out}  {human(file_size(out))}B  ({time.perf_counter() - start:.1f} s)")
-    if args.format == "executorch":
-        print(f"  xnnpack {delegation}")
-    status = 0
-    batches = (args.batch_size, args.batch_size + 1) if args.dynamic_batch else (args.batch_size,)
-    if args.check:
-        result = check_export(out, model, size, batches)
-        print(f"  check   {result}")
-        status = 0 if result.passed else 1
-    if args.int8 and args.format == "executorch":
-        return max(status, _executorch_int8(args, exported, model, out, size))
-    if args.int8:
-        int8_path = out.with_name(out.stem + ".int8.onnx")
-        calibration = None
-        if args.data:
-            batches = _data_batches(args.data, size, True, args.batch_size)
-            calibration = [b for b, _ in _take(batches, args.calibration_batches)]
-        quantize_onnx(out, int8_path, args.int8, calibration, size, args.calibration_batches)
-        fp32_ms, int8_ms = onnx_latency_ms(out, size), onnx_latency_ms(int8_path, size)
-        print(f"  int8    {int8_path}  {human(file_size(int8_path))}B, "
-              f"{file_size(int8_path) / file_size(out):.2f}x the fp32 file ({args.int8} quantization)")  # fmt: skip
-        print(f"  latency fp32 {fp32_ms:.2f} ms, int8 {int8_ms:.2f} ms ({int8_ms / fp32_ms:.2f}x), batch 1, "
-              f"onnxruntime, {torch.get_num_threads()} threads")  # fmt: skip
-        if args.data:
-            fp32_acc = onnx_accuracy(out, args.data, size, args.eval_limit)
-            int8_acc = onnx_accuracy(int8_path, args.data, size, args.eval_limit)
-            print(f"  top-1   fp32 {fp32_acc:.2f}%, int8 {int8_acc:.2f}% ({int8_acc - fp32_acc:+.2f}) on {args.data}")
-        else:
-            print("  top-1   not measured: calibrated on random inputs; pass --data to calibrate and evaluate")
-    return status
-
-
-def _executorch_int8(args: argparse.Namespace, exported: nn.Module, model: nn.Module, out: Path, size: Any) -> int:
-    """FILE.int8.pte beside FILE.pte: PT2E int8 calibrated on --data; with --data, its top-1 against PyTorch's."""
-    from .ondevice import PteProgram, agreement, write_pte
-
-    int8_path = out.with_name(out.stem + ".int8.pte")
-    calibration = None
-    if args.data:
-        batches = _data_batches(args.data, size, True, max(args.batch_size, 32))
-        calibration = [b for b, _ in _take(batches, args.calibration_batches)]
-    else:
-        calibration = [torch.randn(args.batch_size, *size) for _ in range(args.calibration_batches)]
-    lowered = write_pte(exported, int8_path, size, args.batch_size, calibration)
-    print(f"  int8    {int8_path}  {human(file_size(int8_path))}B, {file_size(int8_path) / file_size(out):.2f}x "
-          f"the fp32 program (PT2E static, XNNPACK quantizer); {lowered.summary()}")  # fmt: skip
-    if not args.data:
-        print("  top-1   not measured: calibrated on random inputs; pass --data to calibrate and evaluate")
-        return 0
-    limit = args.eval_limit or 1000
-    held_out = _take(_data_batches(args.data, size, False, 50), max(1, limit // 50))
-    fp32, int8 = (agreement(model.eval(), PteProgram(p), held_out) for p in (out, int8_path))
-    print(f"  top-1   PyTorch {fp32['top1_pytorch']:.2f}%, fp32 program {fp32['top1_program']:.2f}%, int8 program "
-          f"{int8['top1_program']:.2f}% ({int8['top1_program'] - fp32['top1_program']:+.2f}); int8 agrees with "
-          f"PyTorch on {int8['top1_agreement']:.1f}% of {int8['images']} {args.data} images")  # fmt: skip
-    return 0
-
-
-def _take(items: Iterator[Any], n: int) -> list[Any]:
-    return [item for _, item in zip(range(n), items, strict=False)]
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "export", help="export to ONNX, torch.export (.pt2) or Core ML (experimental), check it, quantize to int8",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    p.add_argument("model", help="a registered name, a run directory or a checkpoint file")
-    p.add_argument("--format", default="onnx", help=f"one of {', '.join(FORMATS)} (default: onnx)")
-    p.add_argument("--out", required=True, help="output file (.onnx, .pt2, .mlpackage or .pte)")
-    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
-    p.add_argument("--dynamic-batch", action="store_true", help="symbolic batch dimension")
-    p.add_argument("--batch-size", type=int, default=1, help="batch of the example input (default: 1)")
-    p.add_argument("--input-size", help="H, HxW or C,H,W (default: the card's or the checkpoint's)")
-    p.add_argument("--check", action="store_true", help="run the file and compare its outputs with PyTorch")
-    p.add_argument("--no-deploy", action="store_true", help="export the model as defined, without inference rewrites")
-    p.add_argument("--int8", choices=["static", "dynamic"],
-                   help="also write FILE.int8.onnx (onnxruntime) or FILE.int8.pte (executorch: static)")  # fmt: skip
-    p.add_argument("--data", help="data set for int8 calibration and accuracy (cifar10, cifar100, digits, PATH)")
-    p.add_argument("--calibration-batches", type=int, default=8, help="batches to calibrate int8 on (default: 8)")
-    p.add_argument("--eval-limit", type=int, help="evaluate int8 accuracy on at most this many images")
-    p.set_defaults(func=cmd_export)
-
-
 __all__ = [
+    "FORMATS",
+    "SUFFIXES",
     "CheckResult",
+    "add_onnx_metadata",
+    "calibration_images",
     "check_export",
+    "data_batches",
     "export_coreml",
     "export_onnx",
     "export_pt2",
     "file_size",
+    "onnx_accuracy",
+    "onnx_latency_ms",
     "onnx_session",
+    "preprocessing",
     "quantize_onnx",
+    "require_coreml_runtime",
     "resolve_model",
 ]

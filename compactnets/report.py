@@ -13,7 +13,6 @@ from ``compactnets bench --csv`` files (``--bench``) or is measured now (``--mea
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -30,6 +29,7 @@ from .complexity import profile
 from .deploy import deploy
 from .errors import UsageError
 from .registry import ModelCard, create_model, list_models, model_card
+from .spec import is_run_dir
 
 PLOTS_EXTRA = "pip install 'compactnets[plots]'"
 DATASETS = {10: "cifar10", 100: "cifar100", 1000: "imagenet"}
@@ -85,10 +85,6 @@ def paper_top1(card: ModelCard, data: str | None = None) -> tuple[float | None, 
 
 
 # ------------------------------------------------------------------------------------------ run folders
-def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and (path / "config.json").is_file()
-
-
 def _float(value: Any) -> float | None:
     try:
         number = float(value)
@@ -475,32 +471,3 @@ def make_report(
     md = out / "report.md"
     md.write_text(markdown(entries, [f for f in figures if f.endswith(".png")], note, command))
     return {"entries": entries, "files": [str(md), *paths, *figures], "latency_note": note}
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    result = make_report(
-        args.inputs, args.out, args.bench or (), args.runtime, args.batch_size, args.measure_latency,
-        not args.no_plots, command="compactnets report " + " ".join(sys.argv[2:]),
-    )  # fmt: skip
-    for path in result["files"]:
-        print(f"wrote {path}")
-    if result["latency_note"]:
-        print(result["latency_note"])
-    return 0
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "report", help="Markdown/CSV table and plots: accuracy vs MACs/params, latency vs MACs/memory",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    p.add_argument("inputs", nargs="+", metavar="RUN_OR_MODEL",
-                   help="run directories, registered names or wildcard patterns ('antnet*_cifar')")  # fmt: skip
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--bench", action="append", metavar="CSV", help="latencies from `compactnets bench --csv` files")
-    p.add_argument("--runtime", default="eager", help="which bench runtime's latency to report (default: eager)")
-    p.add_argument("--batch-size", type=int, default=1, help="which batch size's latency to report (default: 1)")
-    p.add_argument("--measure-latency", action="store_true",
-                   help="benchmark models without a latency now (deployed, channels_last, 10 runs)")  # fmt: skip
-    p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
-    p.set_defaults(func=cmd_report)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -26,8 +25,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from .benchmark import time_ms
 from .complexity import ProfileResult, parse_convention, profile
-from .models.efficientnet import ALPHA, BETA, GAMMA
+from .errors import ModelArgumentError
+from .models.efficientnet import compound_multipliers
 from .registry import create_model, model_card
 
 MIN_WIDTH, MAX_WIDTH = 0.05, 4.0
@@ -136,14 +137,8 @@ def measure_latency_ms(model: nn.Module, input_size: tuple[int, int, int], warmu
     current torch thread count (PERFORMANCE.md: channels_last is what depthwise convs need on CPU)."""
     model = model.eval().to(memory_format=torch.channels_last)
     x = torch.randn(1, *input_size).to(memory_format=torch.channels_last)
-    times = []
     with torch.inference_mode():
-        for i in range(warmup + repeats):
-            start = time.perf_counter()
-            model(x)
-            if i >= warmup:
-                times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        return statistics.median(time_ms(lambda: model(x), repeats, warmup))
 
 
 class _Evaluator:
@@ -228,6 +223,58 @@ def _shortest_decimal(value: float, same: Callable[[float], bool], digits: int =
     return value
 
 
+@dataclass(frozen=True)
+class _SearchSpace:
+    """The search variable u: log(width), or phi in compound mode (EfficientNet's rule,
+    :func:`~compactnets.models.efficientnet.compound_multipliers`), and the settings at each u.
+
+    log(MAdds) and log(params) are close to linear in u, with slope ``slope`` (MAdds ~ width^2 depth
+    resolution^2, params ~ width^2 depth).
+    """
+
+    base_width: float
+    base_depth: float
+    base_resolution: int
+    depth: bool
+    resolution: bool
+    u_min: float
+    u_max: float
+    slope: float
+    tol: float
+
+    @property
+    def compound(self) -> bool:
+        return self.depth or self.resolution
+
+    @property
+    def u0(self) -> float:
+        """The registered model's own u."""
+        return 0.0 if self.compound else math.log(self.base_width)
+
+    def at(self, u: float) -> ScaleSettings:
+        if not self.compound:
+            return ScaleSettings(math.exp(u))
+        depth_mult, width_mult, resolution_mult = compound_multipliers(u)
+        d = self.base_depth * depth_mult if self.depth else None
+        r0 = self.base_resolution
+        r = max(MIN_RESOLUTION, round(r0 * resolution_mult / RESOLUTION_STEP) * RESOLUTION_STEP)
+        return ScaleSettings(self.base_width * width_mult, d, r if self.resolution else None)
+
+
+def _search_space(
+    base: tuple[float, float, int], depth: bool, resolution: bool, madds: bool, max_width: float
+) -> _SearchSpace:
+    """The range, slope and tolerance of u for a model of (width, depth, resolution) ``base``."""
+    base_width = base[0]
+    compound = depth or resolution
+    log_depth, log_width, log_resolution = (math.log(m) for m in compound_multipliers(1.0))
+    step = log_width if compound else 1.0  # log-width per unit of u
+    u_min, u_max = (math.log(w / base_width) / step if compound else math.log(w) for w in (MIN_WIDTH, max_width))
+    slope = 2 * step + (log_depth if depth else 0.0) + (2 * log_resolution if resolution and madds else 0.0)
+    tol = math.log(1 + WIDTH_TOL) / step
+    return _SearchSpace(*base, depth, resolution, u_min, u_max, slope, tol)
+
+
 def scale_model(
     name: str,
     madds: float | None = None,
@@ -255,31 +302,16 @@ def scale_model(
         convention = card.convention
     budget = Budget(madds, params, latency_ms, "+".join(parse_convention(convention)))
     ev = _Evaluator(name, budget, num_classes)
-    base_width, base_depth = _base_multipliers(ev, depth)
-    compound = depth or resolution
-    r0 = card.input_size[1]
-
-    # The search variable u: log(width), or phi in compound mode; log(MAdds) and log(params) are close to
-    # linear in both, with slope `slope` (MAdds ~ width^2 depth resolution^2, params ~ width^2 depth).
-    def at(u: float) -> ScaleSettings:
-        if not compound:
-            return ScaleSettings(math.exp(u))
-        d = base_depth * ALPHA**u if depth else None
-        r = max(MIN_RESOLUTION, round(r0 * GAMMA**u / RESOLUTION_STEP) * RESOLUTION_STEP) if resolution else None
-        return ScaleSettings(base_width * BETA**u, d, r)
-
-    step = math.log(BETA) if compound else 1.0  # log-width per unit of u
-    u_min, u_max = (math.log(w / base_width) / step if compound else math.log(w) for w in (MIN_WIDTH, max_width))
-    slope = 2 * step + (math.log(ALPHA) if depth else 0.0) + (2 * math.log(GAMMA) if resolution and madds else 0.0)
-    tol = math.log(1 + WIDTH_TOL) / step
+    base = (*_base_multipliers(ev, depth), card.input_size[1])
+    space = _search_space(base, depth, resolution, bool(madds), max_width)
 
     counted = madds is not None or params is not None
-    u_top, chosen, larger = u_max, at(u_max), None
+    u_top, chosen, larger = space.u_max, space.at(space.u_max), None
     if counted:
-        u0 = 0.0 if compound else math.log(base_width)
-        lo, hi = _search(lambda u: ev.excess(at(u)), *_bracket(ev, at, u0, u_min, u_max, slope), tol)
-        u_top, chosen, larger = lo, at(lo), at(hi)
-        if compound:  # neighbours: each depth and resolution of the two phi steps, filled by the width alone
+        bracket = _bracket(ev, space.at, space.u0, space.u_min, space.u_max, space.slope)
+        lo, hi = _search(lambda u: ev.excess(space.at(u)), *bracket, space.tol)
+        u_top, chosen, larger = lo, space.at(lo), space.at(hi)
+        if space.compound:  # neighbours: each depth and resolution of the two phi steps, filled by the width alone
             chosen, larger = _fill_with_width(ev, chosen, larger, max_width, resolution)
         if fit == "nearest" and ev.excess(larger) - 1 < 1 - ev.excess(chosen):
             chosen, larger = larger, None
@@ -293,31 +325,13 @@ def scale_model(
             return measure(ev.build(settings, "cpu"), ev.input_size(settings)) <= latency_ms
 
         if not counted or not fast_enough(chosen):
-            if not fast_enough(at(u_min)):
-                raise ValueError(
-                    f"{name}: even width {at(u_min).width:.3g} is slower than {latency_ms} ms on this CPU; "
-                    "raise --latency or pick a smaller family"
-                )
-            lo, hi = _bisect(lambda u: fast_enough(at(u)), u_min, u_top, 10 * tol)
-            chosen, larger = at(lo), at(hi) if ev.key(at(hi)) != ev.key(at(lo)) else None
+            chosen, larger, notes = _fit_latency(ev, space, fast_enough, u_top, latency_ms, counted, max_width)
             latency_bound = True
-            notes.append("latency set the size: measured on this CPU, which is noisy; re-run to confirm")
-            if not counted and u_max - lo <= 10 * tol:
-                notes.append(f"the widest model searched (width {max_width}) meets the latency; raise --max-width")
 
     chosen = _round_settings(ev, chosen)
     result = ev.profile(chosen)
-    if (
-        madds is not None
-        and larger is not None
-        and result.madds < (1 - CLOSE) * madds
-        and not (compound or latency_bound)
-    ):
-        above = ev.profile(larger).madds
-        notes.append(
-            f"width alone reaches {(result.madds / madds - 1) * 100:+.1f}% of the MAdds budget and the next step "
-            f"is {(above / madds - 1) * 100:+.1f}%: --resolution fills the gap, --nearest takes the closer step"
-        )
+    if madds is not None and larger is not None and not (space.compound or latency_bound):
+        notes += _width_gap_note(result.madds, ev.profile(larger).madds, madds)
     measured = measure(ev.build(chosen, "cpu"), ev.input_size(chosen)) if latency_ms is not None else None
     return ScaleResult(
         name=name,
@@ -329,6 +343,40 @@ def scale_model(
         evaluations=ev.evaluations,
         notes=notes,
     )
+
+
+def _fit_latency(
+    ev: _Evaluator,
+    space: _SearchSpace,
+    fast_enough: Callable[[ScaleSettings], bool],
+    u_top: float,
+    latency_ms: float,
+    counted: bool,
+    max_width: float,
+) -> tuple[ScaleSettings, ScaleSettings | None, list[str]]:
+    """Bisect u below ``u_top`` on the measured latency: the fastest-enough settings, the step above, notes."""
+    at, tol = space.at, space.tol
+    if not fast_enough(at(space.u_min)):
+        raise ValueError(
+            f"{ev.name}: even width {at(space.u_min).width:.3g} is slower than {latency_ms} ms on this CPU; "
+            "raise --latency or pick a smaller family"
+        )
+    lo, hi = _bisect(lambda u: fast_enough(at(u)), space.u_min, u_top, 10 * tol)
+    larger = at(hi) if ev.key(at(hi)) != ev.key(at(lo)) else None
+    notes = ["latency set the size: measured on this CPU, which is noisy; re-run to confirm"]
+    if not counted and space.u_max - lo <= 10 * tol:
+        notes.append(f"the widest model searched (width {max_width}) meets the latency; raise --max-width")
+    return at(lo), larger, notes
+
+
+def _width_gap_note(madds: float, above: float, budget: float) -> list[str]:
+    """A note when width alone stops further than ``CLOSE`` below the MAdds budget (none otherwise)."""
+    if madds >= (1 - CLOSE) * budget:
+        return []
+    return [
+        f"width alone reaches {(madds / budget - 1) * 100:+.1f}% of the MAdds budget and the next step "
+        f"is {(above / budget - 1) * 100:+.1f}%: --resolution fills the gap, --nearest takes the closer step"
+    ]
 
 
 def _fill_with_width(
@@ -392,7 +440,7 @@ def _base_multipliers(ev: _Evaluator, depth: bool) -> tuple[float, float]:
     """The registered model's own (width, depth), after checking that its builder takes the multipliers."""
     try:
         ev.build(ScaleSettings(1.0, 1.0 if depth else None))
-    except TypeError as err:
+    except (TypeError, ModelArgumentError) as err:  # the registry names a missing multiplier itself
         what = "width_mult and depth_mult" if depth else "width_mult"
         hint = "drop --depth" if depth else "scale a name whose builder accepts width (e.g. the family's _100)"
         raise ValueError(f"{ev.name} does not take {what} ({err}); {hint}") from None

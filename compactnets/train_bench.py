@@ -13,11 +13,7 @@ Achieved GFLOP/s counts 3 x 2 x executed MACs per image (forward, and a backward
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,9 +23,10 @@ from torch import nn
 
 from ._table import format_table
 from .amp import amp_dtype, keep_depthwise_fp32
-from .benchmark import environment, gemm_peak_gflops, load_warning, measure
+from .benchmark import gemm_peak_gflops, load_warning, measure, sample_ms
 from .complexity import executed_macs
 from .errors import UsageError
+from .machine import environment
 from .registry import create_model, model_card
 
 TRAIN_AMPS = ("off", "bf16", "auto")
@@ -103,9 +100,7 @@ def _build_case(name: str, amp: str, runtime: str, batch_size: int, device: str,
     case = TrainCase(name, amp, runtime, batch_size, run=lambda: None, macs=macs)
     try:
         case.run, case.precision = make_train_step(name, amp, runtime, batch_size, device)
-        start = time.perf_counter()
-        case.run()
-        case.first_step_s = time.perf_counter() - start
+        case.first_step_s = sample_ms(case.run) / 1e3
     except UsageError:
         raise
     except Exception as err:  # a compiler failure is a result to report, not a crash
@@ -205,33 +200,3 @@ def format_train_table(records: Sequence[dict[str, Any]]) -> str:
     headers = ["model", "runtime", "amp", "ran as", "img/s", "vs fp32 eager", "GFLOP/s", "of fp32 peak",
                "of bf16 peak", "first step s"]  # fmt: skip
     return format_table(headers, rows, align="llllrrrrrr")
-
-
-# ----------------------------------------------------------------------------------------- command line
-def cmd_train_bench(args: argparse.Namespace) -> int:
-    """``compactnets bench MODEL... --train``: the options of ``bench`` that apply to a training step."""
-    batch = int(args.batch_size) if args.batch_size and args.batch_size.isdigit() else None
-    if args.batch_size and batch is None:
-        raise UsageError(f"--train takes one --batch-size (an integer), got {args.batch_size!r}")
-    cases, env = run_train_benchmark(
-        args.models,
-        batch_size=batch or 128,
-        amps=[a.strip() for a in (args.amp or "off,bf16").split(",") if a.strip()],
-        runtimes=[r.strip() for r in (args.runtime or "eager").split(",") if r.strip()],
-        device=args.device,
-        threads=args.threads,
-        repeats=args.repeats if args.repeats is not None else 10,
-        log=lambda line: print(line, file=sys.stderr),
-    )
-    records = train_records(cases, env)
-    if args.json:
-        print(json.dumps({"env": env, "rows": records}, indent=1))
-        return 0
-    print(format_train_table(records))
-    print(f"\nmedian of {env['repeats']} interleaved steps at batch {env['batch_size']}, {env['threads']} threads; "
-          "GFLOP/s = 3 x 2 x executed MACs x batch / time; peaks measured now (torch.mm): fp32 "
-          f"{env['gemm_peak_gflops_fp32']:.0f}, bf16 {env['gemm_peak_gflops_bf16']:.0f} GFLOP/s.")  # fmt: skip
-    for r in records:
-        if r["error"]:
-            print(f"{r['model']} {r['runtime']} amp={r['amp']}: did not run: {r['error']}")
-    return 0

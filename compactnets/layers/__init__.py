@@ -27,6 +27,7 @@ from .learned_group_conv import (
 from .pyramid import PyramidDepthwise, PyramidMode, fuse_pyramid_depthwise
 from .shift import Shift, shift2d, shift_offsets
 from .shuffle import ChannelShuffle, channel_shuffle
+from .weight_init import init_weights, xavier_init
 
 __all__ = [
     "AttentionLayer",
@@ -60,6 +61,7 @@ __all__ = [
     "fuse_pyramid_depthwise",
     "get_act",
     "group_lasso_loss",
+    "init_weights",
     "make_divisible",
     "same_padding",
     "set_drop_path",
@@ -67,4 +69,5 @@ __all__ = [
     "shift_offsets",
     "split_channels",
     "update_condensation",
+    "xavier_init",
 ]
