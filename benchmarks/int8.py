@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import compactnets as cn  # noqa: E402
 from compactnets import export as ex  # noqa: E402
 from compactnets import ondevice  # noqa: E402
+from compactnets.data import build_data  # noqa: E402
 from compactnets.deploy import deploy  # noqa: E402
 from compactnets.machine import cpu_name  # noqa: E402
 from compactnets.weights import list_pretrained  # noqa: E402
@@ -37,8 +39,10 @@ OUT = ROOT / "benchmarks" / "results" / "int8"
 
 
 def _batches(data: str, size: tuple[int, int, int], train: bool, batch: int, limit: int) -> list[Any]:
+    """The first ``limit`` images of a split, unshuffled, with the evaluation preprocessing."""
+    bundle = build_data(data, input_size=size, augment="none")
     out, seen = [], 0
-    for x, y in ex._data_batches(data, size, train, batch):
+    for x, y in DataLoader(bundle.train if train else bundle.val, batch_size=batch, shuffle=False):
         out.append((x, y))
         seen += len(y)
         if seen >= limit:
