@@ -12,17 +12,14 @@ resume exactly) and best.pt (the weights with the best validation top-1).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import datetime
 import json
 import math
 import os
-import platform
 import random
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -39,14 +36,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torchvision.transforms import v2
 
-from . import __version__
-from .allocator import allocator
 from .amp import amp_dtype, cpu_has_native_bf16, keep_depthwise_fp32
 from .checkpoint import load_checkpoint, save_atomic
 from .data import SMALL_IMAGE_MAX, DataBundle, build_data
 from .errors import UsageError
 from .fastdata import DeviceBatches, images_as_uint8
-from .machine import cpu_name
+from .machine import environment as machine_environment
 from .models.base import xavier_init
 from .recipes import TrainConfig
 from .registry import create_model, model_card
@@ -265,30 +260,9 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def environment(device: torch.device, info: DistInfo) -> dict[str, Any]:
-    """What the numbers of a run depend on: versions, device, threads, allocator, git commit."""
-    commit = ""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        ).stdout.strip()
-    return {
-        "compactnets": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "cpu": cpu_name(),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "world_size": info.world_size,
-        "allocator": allocator(),
-        "git_commit": commit,
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "command": " ".join(sys.argv),
-    }
+    """What the numbers of a run depend on: :func:`compactnets.machine.environment` (versions, processor,
+    device, threads, allocator, commit), the world size and when the run started."""
+    return machine_environment(device) | {"world_size": info.world_size, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 class _StopRequest:

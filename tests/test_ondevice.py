@@ -71,3 +71,15 @@ def test_bench_runs_programs(runtime: str, tmp_path: Path) -> None:
     if runtime == "executorch":
         with torch.no_grad():
             assert torch.allclose(out, model(example), atol=1e-4)
+
+
+def test_channel_splits_are_delegated() -> None:
+    """SeesawNet's uneven group conv and ShuffleNetV2's split slice the channels: XNNPACK takes slices, while
+    ``torch.split``/``chunk`` left ``split_with_sizes_copy`` to the portable kernels (benchmarks/results/
+    executorch_zoo.md)."""
+    from compactnets.layers.group_conv import UnevenGroupConv
+    from compactnets.models.shufflenet import ShuffleV2Unit
+
+    for block in (UnevenGroupConv(16, 16, splits=(1, 3)), ShuffleV2Unit(16, 16, 1)):
+        lowered = ondevice.lower(block.eval(), torch.randn(1, 16, 8, 8))
+        assert lowered.not_delegated == {} and lowered.delegated_share == 1.0, type(block).__name__

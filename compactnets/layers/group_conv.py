@@ -8,7 +8,7 @@ concatenated. With equal ratios this is an ordinary grouped convolution; with on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import pairwise
+from itertools import accumulate, pairwise
 
 import torch
 from torch import nn
@@ -71,7 +71,8 @@ class UnevenGroupConv(nn.Module):
         self.kernel_size, self.stride = kernel_size, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = torch.split(x, self.in_splits, dim=1)  # indexed, not iterated: torch.fx traces it
+        # Slices, not torch.split: XNNPACK delegates slice_copy but leaves split_with_sizes to portable kernels.
+        parts = [x[:, start:end] for start, end in pairwise(accumulate(self.in_splits, initial=0))]
         return torch.cat([conv(parts[i]) for i, conv in enumerate(self.convs)], dim=1)
 
     def block_diagonal_weight(self) -> torch.Tensor:

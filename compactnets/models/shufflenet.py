@@ -125,7 +125,8 @@ class ShuffleV2Unit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 1:
-            kept, x = x.chunk(2, dim=1)  # channel split
+            half = x.shape[1] // 2  # channel split, as slices: XNNPACK delegates them, not split_with_sizes
+            kept, x = x[:, :half], x[:, half:]
             out = torch.cat([kept, self.branch2(x)], dim=1)
         else:
             out = torch.cat([self.branch1(x), self.branch2(x)], dim=1)
