@@ -28,6 +28,9 @@ SpecKind = Literal["name", "weights", "run", "checkpoint"]
 RUN_CONFIG = "config.json"
 """The file that makes a folder a run directory (written before the first checkpoint)."""
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors")
+"""What makes a spec that names nothing read as a missing file rather than an unknown model."""
+
 
 # ------------------------------------------------------------------------------------------ input sizes
 def as_input_size(value: int | Sequence[int]) -> InputSize:
@@ -76,6 +79,8 @@ def spec_kind(spec: str, pretrained: bool = False) -> SpecKind:
     if tag and base in list_models():
         return "weights"
     path = Path(spec).expanduser()
+    if not path.exists() and ("/" in spec or path.suffix in CHECKPOINT_SUFFIXES):
+        raise UsageError(f"checkpoint {spec} not found")
     if not path.exists():
         model_card(base)  # raises UnknownModelError with close matches
     return "run" if path.is_dir() else "checkpoint"

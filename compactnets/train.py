@@ -46,6 +46,7 @@ from .models.base import xavier_init
 from .recipes import TrainConfig
 from .registry import create_model, model_card
 from .rundir import RunLock, check_new_run
+from .spec import ResolvedModel, resolve_spec
 from .weights import WeightsEntry, get_weights
 
 METRIC_COLUMNS = [
@@ -1028,32 +1029,29 @@ def eval_checkpoint_or_model(
     pretrained: bool = False,
     match_classes: bool = True,
 ) -> tuple[nn.Module, EvalResult]:
-    """Evaluate a checkpoint / run directory, a registered model with published weights (``NAME.TAG`` or
-    ``pretrained``), or a freshly built registered model, on ``data.val``. A checkpoint that stores class
-    names must match the folder's, in order (``match_classes=False``: only their number)."""
-    from .checkpoint import load_model
-    from .registry import list_models
-    from .weights import get_weights, split_tag
-
-    name, tag = split_tag(target)
-    if name in list_models() and (tag or pretrained):
-        entry = get_weights(name, tag or True)
-        if list(entry.classes) != list(data.classes):
-            raise UsageError(f"{entry.name} predicts {entry.num_classes} classes ({', '.join(entry.classes[:3])}, "
-                             f"...) that are not {data.name}'s ({', '.join(data.classes[:3])}, ...)")  # fmt: skip
-        model = create_model(entry.name).eval()
-    elif target in list_models():
-        model = create_model(target, num_classes=data.num_classes)
-    else:
-        model = load_model(target)
-        classes = model.checkpoint_meta.get("classes")
-        if classes is not None and len(classes) != data.num_classes:
-            raise UsageError(f"{target} predicts {len(classes)} classes but {data.name} has {data.num_classes}")
-        if classes is not None and match_classes and list(classes) != list(data.classes):
-            raise UsageError(f"{target} was trained on the classes {', '.join(classes[:4])}, ... but {data.name} "
-                             f"holds {', '.join(data.classes[:4])}, ...; pass --ignore-class-names if they are the "
-                             "same classes under other names, in the same order")  # fmt: skip
-    model.to(device)
+    """Evaluate what ``target`` names (:func:`compactnets.spec.resolve_spec`: a checkpoint / run directory,
+    published weights ``NAME.TAG`` or ``pretrained``, or a freshly built registered model) on ``data.val``.
+    A checkpoint that stores class names must match the folder's, in order (``match_classes=False``: only
+    their number)."""
+    resolved = resolve_spec(target, pretrained=pretrained, num_classes=data.num_classes)
+    _check_classes(resolved, data, match_classes)
+    model = resolved.model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     return model, evaluate(model, data.val, batch_size, device, channels_last)
+
+
+def _check_classes(resolved: ResolvedModel, data: DataBundle, match_classes: bool) -> None:
+    """Refuse weights whose recorded classes are not the data's (published weights: exactly, in order)."""
+    classes, entry = resolved.classes, resolved.weights
+    if classes is None:
+        return
+    if entry is not None and list(classes) != list(data.classes):
+        raise UsageError(f"{entry.name} predicts {entry.num_classes} classes ({', '.join(classes[:3])}, "
+                         f"...) that are not {data.name}'s ({', '.join(data.classes[:3])}, ...)")  # fmt: skip
+    if len(classes) != data.num_classes:
+        raise UsageError(f"{resolved.spec} predicts {len(classes)} classes but {data.name} has {data.num_classes}")
+    if match_classes and list(classes) != list(data.classes):
+        raise UsageError(f"{resolved.spec} was trained on the classes {', '.join(classes[:4])}, ... but "
+                         f"{data.name} holds {', '.join(data.classes[:4])}, ...; pass --ignore-class-names if "
+                         "they are the same classes under other names, in the same order")  # fmt: skip

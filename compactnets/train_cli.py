@@ -171,12 +171,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _weights_of(target: str, pretrained: bool) -> Any:
     """The weights entry an eval target names (``NAME.TAG``, or ``NAME`` with --pretrained), else None."""
-    from .registry import list_models
+    from .spec import spec_kind
     from .weights import get_weights, split_tag
 
-    name, tag = split_tag(target)
-    if name not in list_models() or not (tag or pretrained):
+    if spec_kind(target, pretrained) != "weights":  # an unknown target stops here, naming the closest models
         return None
+    name, tag = split_tag(target)
     return get_weights(name, tag or True)
 
 

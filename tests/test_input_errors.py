@@ -49,3 +49,17 @@ def test_export_refuses_a_batch_of_zero(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["export", "resnet20_cifar", "--batch-size", "0", "--out", str(tmp_path / "m.onnx")]) == 2
     assert "--batch-size must be at least 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("command", [["eval", "{p}", "--data", "digits"], ["export", "{p}", "--out", "{o}"]])
+def test_a_missing_checkpoint_is_named_not_taken_for_a_model(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.pt"
+    args = [a.format(p=missing, o=tmp_path / "m.onnx") for a in command]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"compactnets {command[0]}: error: checkpoint {missing} not found"
+    ]
+    assert main(["eval", "resnet20_cifarr", "--data", "digits"]) == 2
+    assert "unknown model 'resnet20_cifarr'" in capsys.readouterr().err
