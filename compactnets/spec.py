@@ -70,7 +70,8 @@ def is_run_dir(path: str | Path) -> bool:
 def spec_kind(spec: str, pretrained: bool = False) -> SpecKind:
     """What ``spec`` names (``pretrained``: a plain name means its default published weights).
 
-    A registered name wins over a path of the same name; a spec that is neither raises
+    A registered name wins over a path of the same name. A spec that is neither raises a
+    :class:`UsageError` naming the missing file when it reads as a path (a ``/`` or a checkpoint suffix), else
     :class:`~compactnets.registry.UnknownModelError` with the closest names.
     """
     if spec in list_models():
@@ -79,9 +80,9 @@ def spec_kind(spec: str, pretrained: bool = False) -> SpecKind:
     if tag and base in list_models():
         return "weights"
     path = Path(spec).expanduser()
-    if not path.exists() and ("/" in spec or path.suffix in CHECKPOINT_SUFFIXES):
-        raise UsageError(f"checkpoint {spec} not found")
     if not path.exists():
+        if "/" in spec or path.suffix in CHECKPOINT_SUFFIXES:
+            raise UsageError(f"checkpoint {spec} not found")
         model_card(base)  # raises UnknownModelError with close matches
     return "run" if path.is_dir() else "checkpoint"
 
