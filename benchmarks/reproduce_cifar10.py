@@ -121,13 +121,13 @@ def collect(model: str, run: Path, data: Path) -> dict[str, Any]:
     subprocess.run(plot, check=True)
     card = cn.model_card(model)
     final, best = rows[-1], max(rows, key=lambda r: r["val_top1"])
-    command = "compactnets " + env.get("command", " ").split(" ", 1)[1].replace(str(data), "CIFAR10_DIR")
+    sessions = env.get("sessions") or [env]  # runs before env.json kept each session's record: one session
     training = {
         "recipe": config["recipe"],
         "epochs": config["epochs"],
-        "command": command,
+        "command": " && ".join(_command(s, data) for s in sessions),
         "records": f"benchmarks/results/cifar10_runs/{model}/",
-        "machine": env.get("cpu") or cpu_name(),  # runs before env.json recorded the CPU: this machine
+        "machine": ", ".join(dict.fromkeys(s.get("cpu") or cpu_name() for s in sessions)),  # before cpu: this one
         "final_epoch_val_top1": final["val_top1"],
     }
     entry = publish_run(run, TAG, PACKAGE_DIR, training=training)
@@ -155,13 +155,28 @@ def collect(model: str, run: Path, data: Path) -> dict[str, Any]:
         "precision": _precision(env) + (", compiled" if config.get("compile") else ""),
         "wall_time_s": round(sum(r["epoch_seconds"] for r in rows)),
         "train_images_per_s": round(statistics.median(r["train_images_per_s"] for r in rows)),
-        "threads": env.get("threads"),
+        "threads": _threads(sessions, len(rows)),
         "machine": training["machine"],
         "command": training["command"],
         "weights": entry.name,
         "weights_top1": evaluated["top1"],
         "records": training["records"],
     }
+
+
+def _command(session: dict[str, Any], data: Path) -> str:
+    """A session's command line as a user types it: `compactnets train ...` with the data folder named CIFAR10_DIR."""
+    return "compactnets " + str(session.get("command", " ")).split(" ", 1)[1].replace(str(data), "CIFAR10_DIR")
+
+
+def _threads(sessions: list[dict[str, Any]], epochs: int) -> str:
+    """The threads each session trained with: '1' for one, '1 (epochs 1-36), 2 (epochs 37-40)' for a resumed mix."""
+    counts = [s.get("threads") for s in sessions]
+    if len(set(counts)) == 1:
+        return str(counts[0])
+    starts = [int(s.get("first_epoch", 1)) for s in sessions]
+    ends = [*(nxt - 1 for nxt in starts[1:]), epochs]
+    return ", ".join(f"{n} (epochs {a}-{b})" for n, a, b in zip(counts, starts, ends, strict=True))
 
 
 def _short_cpu(name: str) -> str:

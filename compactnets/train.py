@@ -694,6 +694,8 @@ class RunLog:
         self.out.mkdir(parents=True, exist_ok=True)
         config = self.run.cfg.to_dict() | {"out": str(self.out)}
         (self.out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        first_epoch = len(history or []) + 1
+        env = env | {"sessions": [*_sessions(self.out / "env.json", history is not None), _session(env, first_epoch)]}
         (self.out / "env.json").write_text(json.dumps(env, indent=2) + "\n")
         self.writer = _tensorboard(self.out)
 
@@ -930,6 +932,25 @@ def _checkpoint_meta(cfg: TrainConfig, data: DataBundle) -> dict[str, Any]:
         "mean": list(data.mean),
         "std": list(data.std),
     }
+
+
+SESSION_KEYS = ("started", "command", "cpu", "threads", "world_size", "amp", "git_commit")
+
+
+def _session(env: dict[str, Any], first_epoch: int) -> dict[str, Any]:
+    """What one invocation of a run (the first, or a resume) ran with, and the epoch it started at."""
+    return {key: env.get(key) for key in SESSION_KEYS} | {"first_epoch": first_epoch}
+
+
+def _sessions(path: Path, resuming: bool) -> list[dict[str, Any]]:
+    """The sessions an earlier env.json recorded (a resume keeps them, so the first command is never lost)."""
+    if not resuming or not path.is_file():
+        return []
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return list(earlier.get("sessions") or [_session(earlier, 1)])
 
 
 def _env_record(run: Run, batches: TrainBatches, autocast_dtype: torch.dtype | None, fp32_depthwise: int) -> dict:

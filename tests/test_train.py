@@ -237,6 +237,20 @@ def test_kill_and_resume_gives_identical_weights(tmp_path: Path, pipeline: str) 
     assert [r["val_top1"] for r in rows_a] == [r["val_top1"] for r in rows_b]
 
 
+def test_resume_keeps_each_sessions_command_and_threads_in_env_json(tmp_path: Path) -> None:
+    """A resume once overwrote env.json, losing the first command and its thread count (a 40-epoch row ran 36
+    epochs at one thread and 4 at two, and its record said only the resume)."""
+    stopped = train(tiny_config(tmp_path, seed=1), on_step=lambda e, s: (e, s) == (1, 0))
+    assert stopped.stopped_early
+    first = json.loads((tmp_path / "env.json").read_text())["sessions"]
+    assert [s["first_epoch"] for s in first] == [1]
+    train(tiny_config(tmp_path, seed=1), resume=True)
+    sessions = json.loads((tmp_path / "env.json").read_text())["sessions"]
+    assert [s["first_epoch"] for s in sessions] == [1, 2]
+    assert sessions[0] == first[0] and sessions[1]["threads"] == torch.get_num_threads()
+    assert {"command", "cpu", "started", "amp", "git_commit"} <= set(sessions[1])
+
+
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"n": 0}
     original = torch.nn.CrossEntropyLoss.forward
