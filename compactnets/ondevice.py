@@ -112,7 +112,15 @@ def quantize_int8(model: nn.Module, example: torch.Tensor, batches: Iterable[tor
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     captured = torch.export.export(model.eval(), (example,)).module()
     fold_shared_conv_bn(captured)
-    prepared = prepare_pt2e(captured, quantizer)
+    try:
+        prepared = prepare_pt2e(captured, quantizer)
+    except ValueError as error:  # torchao folds BN into a conv only where the conv's weight is a constant
+        if "get_attr" not in str(error):
+            raise
+        raise UsageError(
+            "int8: a BatchNorm follows a conv whose weights are computed in the graph (a merged pyramid kernel); "
+            "quantize the deployed model (compactnets.deploy, the export default) instead"
+        ) from None
     n = example.shape[0]  # the captured graph's batch size
     with torch.no_grad():
         for batch in batches:

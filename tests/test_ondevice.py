@@ -126,3 +126,12 @@ def test_int8_pyramid_network_agrees_with_fp32() -> None:
     int8 = ondevice.quantize_int8(model, images[0], images[:4])
     agree = sum(int((int8(x).argmax(1) == model(x).argmax(1)).sum()) for x in images[4:]) / sum(map(len, images[4:]))
     assert agree >= 0.9, agree
+
+
+def test_int8_of_a_computed_kernel_is_a_clear_error() -> None:
+    """Without deploy, PydMobileNet's pyramid kernel is computed in the graph and torchao cannot fold its BN."""
+    from compactnets.errors import UsageError
+
+    model = cn.create_model("pydmobilenet_add_29_025_cifar").eval()
+    with pytest.raises(UsageError, match="deployed model"):
+        ondevice.quantize_int8(model, torch.randn(2, 3, 32, 32), [torch.randn(2, 3, 32, 32)])
