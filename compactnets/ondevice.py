@@ -10,6 +10,7 @@ how ``--check`` compares them with PyTorch and how ``bench`` times them. ExecuTo
 from __future__ import annotations
 
 import importlib.util
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ class Lowered:
 def fold_shared_conv_bn(graph_module: torch.fx.GraphModule) -> int:
     """Fold each eval BatchNorm whose conv also feeds other ops into a copy of that conv; return how many.
 
-    ``prepare_pt2e`` (torchao 0.17) folds every conv -> BatchNorm pair into the conv's own weights, also where the
+    ``prepare_pt2e`` (torchao 0.18) folds every conv -> BatchNorm pair into the conv's own weights, also where the
     conv's output has other users, which then see the BatchNorm'd values: in a pre-activation network (PydMobileNet,
     Sec. 3: BN-ReLU-conv blocks) the stem conv feeds stage 1's first BatchNorm and its identity shortcut, and the
     int8 program lost 2-13 points of CIFAR-10 top-1. A copy of the conv with the folded weights keeps both paths.
@@ -66,10 +67,12 @@ def fold_shared_conv_bn(graph_module: torch.fx.GraphModule) -> int:
             continue
         if len(conv.users) == 1 or bn.args[5]:  # a conv of its own (prepare_pt2e folds it right), or training
             continue
+        if not all(_is_constant(n) for n in (*conv.args[1:3], *bn.args[1:5])):  # computed weights: not foldable
+            continue
         weight = _constant(graph_module, conv.args[1])
         bias = _constant(graph_module, conv.args[2] if len(conv.args) > 2 else None)
-        stats = [_constant(graph_module, n) for n in bn.args[1:5]]
-        fused = fuse_conv_bn_weights(weight, bias, stats[2], stats[3], bn.args[7], stats[0], stats[1])
+        gamma, beta, mean, var = (_constant(graph_module, n) for n in bn.args[1:5])
+        fused = fuse_conv_bn_weights(weight, bias, mean, var, bn.args[7], gamma, beta)
         fake = conv.args[1].meta["val"].fake_mode
         with graph.inserting_before(bn):
             attrs = []
@@ -88,16 +91,13 @@ def fold_shared_conv_bn(graph_module: torch.fx.GraphModule) -> int:
     return folded
 
 
+def _is_constant(node: Any) -> bool:
+    return node is None or (isinstance(node, torch.fx.Node) and node.op == "get_attr")
+
+
 def _constant(graph_module: torch.fx.GraphModule, node: Any) -> torch.Tensor | None:
     """The tensor a ``get_attr`` node names (``None`` for an absent argument, such as a conv without bias)."""
-    if node is None:
-        return None
-    if not isinstance(node, torch.fx.Node) or node.op != "get_attr":
-        raise UsageError(f"cannot fold BatchNorm for int8: {node} is not a constant of the exported graph")
-    value: Any = graph_module
-    for part in str(node.target).split("."):
-        value = getattr(value, part)
-    return value
+    return None if node is None else operator.attrgetter(str(node.target))(graph_module)
 
 
 def quantize_int8(model: nn.Module, example: torch.Tensor, batches: Iterable[torch.Tensor]) -> nn.Module:
