@@ -23,7 +23,7 @@ from torch import nn
 
 from ._table import format_table
 from .amp import amp_dtype, keep_depthwise_fp32
-from .benchmark import gemm_peak_gflops, load_warning, measure, sample_ms
+from .benchmark import compile_another, gemm_peak_gflops, load_warning, measure, sample_ms
 from .complexity import executed_macs
 from .errors import UsageError
 from .machine import environment
@@ -81,7 +81,7 @@ def make_train_step(
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(batch_size, *card.input_size, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, card.num_classes, (batch_size,), device=device)
-    net = torch.compile(model) if runtime == "compile" else model
+    net = compile_another(model) if runtime == "compile" else model
     criterion = nn.CrossEntropyLoss()
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 

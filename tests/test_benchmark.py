@@ -63,6 +63,27 @@ def test_gemm_peak_is_a_rate() -> None:
     assert 0.1 < peak < 1e5
 
 
+class _TinyNet(cn.models.base.CompactNet):
+    def __init__(self, depth: int) -> None:
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), *(torch.nn.ReLU() for _ in range(depth)))
+        self.head = cn.layers.ClassifierHead(4, 2)
+
+
+def test_every_benchmarked_model_is_compiled() -> None:
+    """All CompactNets share one forward code object; past dynamo's recompile limit (8) a plain torch.compile
+    ran the later models eagerly and the benchmark labelled them compiled."""
+    graphs: list[int] = []
+
+    def count(gm: torch.fx.GraphModule, inputs: list[torch.Tensor]) -> object:
+        graphs.append(1)
+        return gm.forward
+
+    for depth in range(12):  # twelve different graphs, as twelve different models are
+        bm.compile_another(_TinyNet(depth), backend=count)(torch.randn(1, 3, 4, 4))
+    assert len(graphs) == 12
+
+
 def test_bench_cli_writes_a_wellformed_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.csv"
     argv = ["bench", "mobilenetv1_025", "--input-size", "32", "--batch-size", "1,2", "--deploy", "both",
