@@ -100,7 +100,8 @@ def _precision(env: dict[str, Any]) -> str:
     if amp in ("None", "off", ""):
         return "fp32"
     dtype = amp.removeprefix("torch.").replace("bfloat16", "bf16").replace("float16", "fp16")
-    return f"{dtype}, depthwise fp32" if env.get("amp_fp32_depthwise_layers") else dtype
+    strided = "strided " if env.get("amp_fp32_depthwise") == "strided" else ""  # runs before 2026-12-04: all
+    return f"{dtype}, {strided}depthwise fp32" if env.get("amp_fp32_depthwise_layers") else dtype
 
 
 def collect(model: str, run: Path, data: Path) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Mixed precision on the CPU: bf16 where the processor computes it natively, depthwise convolutions kept in fp32.
 
 On a CPU with AVX-512 BF16 or AMX (read from ``/proc/cpuinfo`` at run time: the machines change), oneDNN runs
-dense and pointwise convolutions faster in bf16, while its depthwise kernels are slower in bf16 than in fp32
-(an earlier probe: bf16/fp32 training throughput 1.42x for ResNet-20, 0.97x for MobileNetV2-CIFAR, 0.70x
-for PydMobileNet-Add-29-0.5).
+dense and pointwise convolutions faster in bf16, while some of its depthwise kernels are slower in bf16 than in
+fp32: on the Intel Xeon with AMX all of them (bf16/fp32 training throughput 1.42x for ResNet-20, 0.97x for
+MobileNetV2-CIFAR, 0.70x for PydMobileNet-Add-29-0.5), on AMD Zen 4 the strided ones.
 :func:`keep_depthwise_fp32` makes autocast leave those layers in fp32; ``benchmarks/train_bf16.py`` measures
 the three choices side by side.
 """
@@ -61,13 +61,33 @@ def _fp32_forward(self: nn.Module, *args: Any) -> Any:
         return type(self).forward(self, *(a.float() if torch.is_tensor(a) else a for a in args))
 
 
-def keep_depthwise_fp32(model: nn.Module) -> int:
-    """Make every depthwise layer of ``model`` run in fp32 under autocast (its input is cast up, autocast is
-    off inside it); the next layer's autocast casts back down. Parameters and state_dict are unchanged.
-    Returns the number of layers changed."""
+def strided_depthwise_only() -> bool:
+    """Whether bf16 training on this CPU keeps only *strided* depthwise convs in fp32 (AVX-512 BF16 without AMX).
+
+    Measured on AMD EPYC (Zen 4, AVX-512 BF16, no AMX), 2026-12-04: oneDNN's stride-1 depthwise conv + BN + ReLU6
+    at batch 128 trains 1.2-3.1x faster in bf16 than in fp32, its stride-2 ones 5-25x slower; keeping only the
+    strided ones in fp32 took a MobileNetV2-CIFAR step from 1.36x to 1.69x fp32 (``benchmarks/results/
+    train_bf16.md``). On the Intel Xeon with AMX only "every depthwise conv in fp32" was measured, so AMX keeps it.
+    """
+    return "amx_bf16" not in cpu_flags()
+
+
+def _runs_fp32(module: nn.Module, strided_only: bool) -> bool:
+    if isinstance(module, nn.Conv2d) and strided_only:
+        return is_depthwise(module) and module.stride != (1, 1)
+    return is_depthwise(module)  # a PyramidDepthwise stays fp32: its stride-1 bf16 speed is not measured
+
+
+def keep_depthwise_fp32(model: nn.Module, strided_only: bool | None = None) -> int:
+    """Make the depthwise layers of ``model`` that are slower in bf16 run in fp32 under autocast (their input is
+    cast up, autocast is off inside them); the next layer's autocast casts back down. ``strided_only``: keep
+    only depthwise convs with a stride above 1 (and pyramids) in fp32; ``None`` decides by the processor
+    (:func:`strided_depthwise_only`). Parameters and state_dict are unchanged. Returns the number of layers changed."""
+    if strided_only is None:
+        strided_only = strided_depthwise_only()
     count = 0
     for module in model.modules():
-        if is_depthwise(module) and "forward" not in vars(module):
+        if _runs_fp32(module, strided_only) and "forward" not in vars(module):
             module.forward = types.MethodType(_fp32_forward, module)
             count += 1
     return count

@@ -36,7 +36,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torchvision.transforms import v2
 
-from .amp import amp_dtype, cpu_has_native_bf16, keep_depthwise_fp32
+from .amp import amp_dtype, cpu_has_native_bf16, keep_depthwise_fp32, strided_depthwise_only
 from .checkpoint import load_checkpoint, save_atomic
 from .data import SMALL_IMAGE_MAX, DataBundle, build_data
 from .errors import UsageError
@@ -740,7 +740,7 @@ def _train(cfg: TrainConfig, resume: bool, on_step: Callable[[int, int], bool] |
     model = build_model(run, data, weights, resuming=checkpoint is not None)
     batches = TrainBatches.build(run, data, train_set)
     autocast_dtype = amp_dtype(cfg.amp, run.device)
-    # CPU bf16: oneDNN's depthwise kernels are slower in bf16 than in fp32 (benchmarks/results/train_bf16.md)
+    # CPU bf16: some of oneDNN's depthwise kernels are slower in bf16 than in fp32 (benchmarks/results/train_bf16.md)
     on_cpu_bf16 = autocast_dtype == torch.bfloat16 and run.device.type == "cpu"
     fp32_depthwise = keep_depthwise_fp32(model) if on_cpu_bf16 else 0
     state = TrainState.build(cfg, model, batches.steps_per_epoch, run.device, autocast_dtype)
@@ -960,6 +960,7 @@ def _env_record(run: Run, batches: TrainBatches, autocast_dtype: torch.dtype | N
         "amp_setting": run.cfg.amp,
         "amp": str(autocast_dtype),
         "amp_fp32_depthwise_layers": fp32_depthwise,
+        "amp_fp32_depthwise": ("strided" if strided_depthwise_only() else "all") if fp32_depthwise else "none",
         "cpu_native_bf16": cpu_has_native_bf16(),
         "lr_note": "lr applies to the global batch; scale it linearly if you change --batch-size",
     }

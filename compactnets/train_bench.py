@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ._table import format_table
-from .amp import amp_dtype, keep_depthwise_fp32
+from .amp import amp_dtype, keep_depthwise_fp32, strided_depthwise_only
 from .benchmark import compile_another, gemm_peak_gflops, load_warning, measure, sample_ms
 from .complexity import executed_macs
 from .errors import UsageError
@@ -43,7 +43,7 @@ class TrainCase:
     batch_size: int
     run: Callable[[], Any]
     precision: str = "fp32"
-    """What ran: ``fp32``, ``bf16`` or ``bf16, depthwise fp32`` (``amp auto`` resolves to one of them)."""
+    """What ran: ``fp32``, ``bf16``, ``bf16, depthwise fp32`` or ``bf16, strided depthwise fp32``."""
     macs: int = 0
     first_step_s: float = 0.0
     """The first step (for ``compile``: tracing and code generation)."""
@@ -77,7 +77,7 @@ def make_train_step(
     dtype = amp_dtype(amp, torch.device(device))
     depthwise_fp32 = dtype == torch.bfloat16 and device == "cpu" and keep_depthwise_fp32(model) > 0
     precision = "fp32" if dtype is None else str(dtype).removeprefix("torch.").replace("bfloat16", "bf16")
-    precision += ", depthwise fp32" if depthwise_fp32 else ""
+    precision += f", {'strided ' if strided_depthwise_only() else ''}depthwise fp32" if depthwise_fp32 else ""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(batch_size, *card.input_size, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, card.num_classes, (batch_size,), device=device)

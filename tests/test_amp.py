@@ -34,9 +34,9 @@ def test_depthwise_layers_run_in_fp32_under_bf16_autocast() -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.randn(2, 3, 32, 32)
     assert set(_output_dtypes(model, x).values()) == {torch.bfloat16}  # plain autocast: every conv in bf16
-    changed = keep_depthwise_fp32(model)
+    changed = keep_depthwise_fp32(model, strided_only=False)
     depthwise = {n for n, m in model.named_modules() if is_depthwise(m)}
-    assert changed == len(depthwise) == 17 and keep_depthwise_fp32(model) == 0  # idempotent
+    assert changed == len(depthwise) == 17 and keep_depthwise_fp32(model, strided_only=False) == 0  # idempotent
     dtypes = _output_dtypes(model, x)
     assert {dtypes[n] for n in depthwise} == {torch.float32}
     assert {d for n, d in dtypes.items() if n not in depthwise} == {torch.bfloat16}
@@ -45,12 +45,27 @@ def test_depthwise_layers_run_in_fp32_under_bf16_autocast() -> None:
     assert model.state_dict().keys() == before.keys()
 
 
-def test_cpu_bf16_training_keeps_depthwise_in_fp32_and_says_so(tmp_path: Path) -> None:
+def test_strided_only_keeps_the_strided_depthwise_convs_in_fp32() -> None:
+    """Zen 4's oneDNN runs stride-1 depthwise convs faster in bf16 and strided ones far slower."""
+    model = cn.create_model("mobilenetv2_cifar", num_classes=10, width=0.25)
+    strided = {n for n, m in model.named_modules() if is_depthwise(m) and m.stride != (1, 1)}
+    assert keep_depthwise_fp32(model, strided_only=True) == len(strided) == 3  # the 32-, 64-, 160-ch rows
+    dtypes = _output_dtypes(model, torch.randn(2, 3, 32, 32))
+    assert {dtypes[n] for n in strided} == {torch.float32}
+    assert {d for n, d in dtypes.items() if n not in strided} == {torch.bfloat16}
+
+
+@pytest.mark.parametrize(("flags", "fp32_layers"), [({"avx512_bf16", "amx_bf16"}, 17), ({"avx512_bf16"}, 3)])
+def test_cpu_bf16_training_keeps_depthwise_in_fp32_and_says_so(
+    flags: set[str], fp32_layers: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(amp, "cpu_flags", lambda: flags)  # AMX: every depthwise conv; Zen 4: the strided ones
     overrides = {"out": str(tmp_path / "run"), "epochs": 1, "train_subset": 32, "batch_size": 16, "amp": "bf16",
                  "log_every": 1000, "width": 0.25}  # fmt: skip
     result = train(resolve_config("mobilenetv2_cifar", "fast", overrides=overrides))
     env = json.loads((result.out / "env.json").read_text())
-    assert env["amp"] == "torch.bfloat16" and env["amp_fp32_depthwise_layers"] == 17
+    assert env["amp"] == "torch.bfloat16" and env["amp_fp32_depthwise_layers"] == fp32_layers
+    assert env["amp_fp32_depthwise"] == ("all" if "amx_bf16" in flags else "strided")
     assert 0 <= result.last["val_top1"] <= 100
 
 
