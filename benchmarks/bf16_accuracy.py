@@ -50,17 +50,26 @@ def collect(model: str, fp32: Path, bf16: Path) -> None:
             shutil.copy(run / name, target / name)
 
 
+def _fp32_depthwise(env: dict[str, Any]) -> str:
+    """'N (all|strided)': runs from before ``amp_fp32_depthwise`` was recorded kept every depthwise conv in fp32."""
+    layers = env["amp_fp32_depthwise_layers"]
+    return f"{layers} ({env.get('amp_fp32_depthwise', 'all')})" if layers else "0 (none)"
+
+
 def render() -> str:
     lines = [
         "# bf16 against fp32 training on the CPU (real CIFAR-10)",
         "",
         "Each row: two `compactnets train MODEL --data CIFAR10_DIR --recipe R --epochs N --amp off|bf16` runs, "
-        "identical but for the precision (bf16 keeps depthwise convs in fp32; it is what `--amp auto` trains in on "
-        "a CPU with native bf16), test top-1 on the 10,000 test images at the **final epoch** (best epoch in "
-        "brackets). Records: `bf16_accuracy/MODEL_{fp32,bf16}/`. Rendered by `python benchmarks/bf16_accuracy.py`.",
+        "identical but for the precision (bf16 is what `--amp auto` trains in on a CPU with native bf16; "
+        "'fp32 depthwise' is how many depthwise layers it kept in fp32: all of them, or the strided ones only on a "
+        "CPU without AMX, see `compactnets.amp`), test top-1 on the 10,000 test images at the **final epoch** "
+        "(best epoch in brackets). Records: `bf16_accuracy/MODEL_{fp32,bf16}/`. Rendered by "
+        "`python benchmarks/bf16_accuracy.py`.",
         "",
-        "| model | recipe | epochs | fp32 top-1 | bf16 top-1 | bf16 - fp32 | fp32 img/s | bf16 img/s | machine |",
-        "|---|---|--:|--:|--:|--:|--:|--:|---|",
+        "| model | recipe | epochs | fp32 top-1 | bf16 top-1 | bf16 - fp32 | fp32 depthwise | fp32 img/s | bf16 img/s "
+        "| machine |",
+        "|---|---|--:|--:|--:|--:|---|--:|--:|---|",
     ]
     for fp32_dir in sorted(OUT.glob("*_fp32")):
         model = fp32_dir.name.removesuffix("_fp32")
@@ -70,7 +79,8 @@ def render() -> str:
         lines.append(
             f"| `{model}` | {a['config']['recipe']} | {a['config']['epochs']} | {a['final_top1']:.2f} "
             f"({a['best_top1']:.2f}) | {b['final_top1']:.2f} ({b['best_top1']:.2f}) | "
-            f"{b['final_top1'] - a['final_top1']:+.2f} | {a['images_per_s']:.0f} | {b['images_per_s']:.0f} | "
+            f"{b['final_top1'] - a['final_top1']:+.2f} | {_fp32_depthwise(b['env'])} | {a['images_per_s']:.0f} | "
+            f"{b['images_per_s']:.0f} | "
             f"{' / '.join(machines)}, {'/'.join(map(str, threads))} thread(s) |"
         )
     lines += ["", "img/s are medians over the epochs of each run, measured while other work shared the 2 cores: "

@@ -52,7 +52,8 @@ def main() -> int:
         f"{env['native_bf16']}), {env['date']}: one training step (forward, loss, backward, SGD step) at batch "
         f"{env['batch_size']}, channels_last, synthetic data at each card's input size; medians of "
         f"{env['repeats']} interleaved steps. bf16 is what `--amp bf16` (and `--amp auto` on a CPU with native "
-        "bf16) trains in: the depthwise convs 'ran as' names kept in fp32. GFLOP/s = 3 x 2 x executed MACs x batch / time; peaks: "
+        "bf16) trains in: the depthwise convs 'ran as' names kept in fp32. GFLOP/s = 3 x 2 x executed MACs x "
+        "batch / time; peaks: "
         f"`torch.mm` 1024^3 measured in the same run, fp32 {env['gemm_peak_gflops_fp32']:.0f} and bf16 "
         f"{env['gemm_peak_gflops_bf16']:.0f} GFLOP/s. 'first step s' is the first call (compiling, for "
         "`compile`).",

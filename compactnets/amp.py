@@ -66,7 +66,7 @@ def strided_depthwise_only() -> bool:
 
     Measured on AMD EPYC (Zen 4, AVX-512 BF16, no AMX), 2026-12-04: oneDNN's stride-1 depthwise conv + BN + ReLU6
     at batch 128 trains 1.2-3.1x faster in bf16 than in fp32, its stride-2 ones 5-25x slower; keeping only the
-    strided ones in fp32 took a MobileNetV2-CIFAR step from 1.36x to 1.69x fp32 (``benchmarks/results/
+    strided ones in fp32 took MobileNetV2-CIFAR training from 1.35x to 1.67x fp32 (``benchmarks/results/
     train_bf16.md``). On the Intel Xeon with AMX only "every depthwise conv in fp32" was measured, so AMX keeps it.
     """
     return "amx_bf16" not in cpu_flags()
