@@ -13,7 +13,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import compactnets as cn  # noqa: E402
 from compactnets.amp import cpu_has_native_bf16, keep_depthwise_fp32, strided_depthwise_only  # noqa: E402
-from compactnets.benchmark import environment  # noqa: E402
+from compactnets.benchmark import environment, time_interleaved  # noqa: E402
 
 MODELS = "resnet20_cifar,mobilenetv2_cifar,pydmobilenet_add_29_050_cifar,igcv3_05d_cifar,antnet_g2_cifar"
 MODES = ("fp32", "bf16", "bf16, depthwise fp32", "bf16, strided depthwise fp32")
@@ -59,22 +58,14 @@ def main() -> int:
     args = parser.parse_args()
     cn.tune_malloc()
     cases = {(m, mode): make_step(m, mode, args.batch_size) for m in args.models.split(",") for mode in MODES}
-    for step in cases.values():  # warm up: oneDNN picks and caches its kernels
-        step(), step()
-    times: dict[tuple[str, str], list[float]] = {key: [] for key in cases}
-    keys = list(cases)
-    for r in range(args.rounds):
-        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
-            start = time.perf_counter()
-            cases[key]()
-            times[key].append(time.perf_counter() - start)
+    times = time_interleaved(cases, args.rounds)  # the warm-up lets oneDNN pick and cache its kernels
     rows = []
     for name in args.models.split(","):
         fp32 = statistics.median(times[(name, "fp32")])
         for mode in MODES:
-            seconds = statistics.median(times[(name, mode)])
-            rows.append({"model": name, "mode": mode, "images_per_s": round(args.batch_size / seconds, 1),
-                         "vs_fp32": round(fp32 / seconds, 3)})  # fmt: skip
+            ms = statistics.median(times[(name, mode)])
+            rows.append({"model": name, "mode": mode, "images_per_s": round(args.batch_size / ms * 1e3, 1),
+                         "vs_fp32": round(fp32 / ms, 3)})  # fmt: skip
     env = environment("cpu") | {"native_bf16": cpu_has_native_bf16(), "batch_size": args.batch_size,
                                 "rounds": args.rounds}  # fmt: skip
     out = ROOT / "benchmarks" / "results"

@@ -64,10 +64,11 @@ def _fp32_forward(self: nn.Module, *args: Any) -> Any:
 def strided_depthwise_only() -> bool:
     """Whether bf16 training on this CPU keeps only *strided* depthwise convs in fp32 (AVX-512 BF16 without AMX).
 
-    Measured on AMD EPYC (Zen 4, AVX-512 BF16, no AMX), 2026-12-04: oneDNN's stride-1 depthwise conv + BN + ReLU6
-    at batch 128 trains 1.2-3.1x faster in bf16 than in fp32, its stride-2 ones 5-25x slower; keeping only the
-    strided ones in fp32 took MobileNetV2-CIFAR training from 1.35x to 1.67x fp32 (``benchmarks/results/
-    train_bf16.md``). On the Intel Xeon with AMX only "every depthwise conv in fp32" was measured, so AMX keeps it.
+    Measured on AMD EPYC (Zen 4, AVX-512 BF16, no AMX), 2026-12-04: a MobileNetV2-CIFAR block at batch 128 trains
+    1.20-1.38x faster with its stride-1 depthwise conv in bf16 than in fp32, 2.3-5.3x slower with a strided one in
+    bf16 (``benchmarks/depthwise_bf16.py``); keeping only the strided ones in fp32 took MobileNetV2-CIFAR
+    training from 1.35x to 1.67x fp32 (``benchmarks/results/train_bf16.md``). On the Intel Xeon with AMX only
+    "every depthwise conv in fp32" was measured, so AMX keeps it.
     """
     return "amx_bf16" not in cpu_flags()
 

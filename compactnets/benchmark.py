@@ -173,6 +173,24 @@ def time_ms(run: Callable[[], Any], repeats: int, warmup: int = 0, number: int =
     return [sample_ms(run, number) for _ in range(repeats)]
 
 
+def rotating_order(count: int, rounds: int) -> Iterable[int]:
+    """Indices of ``count`` cases for ``rounds`` interleaved rounds: every case once per round, the starting
+    case rotating from round to round, so machine noise hits each alike."""
+    for i in range(rounds):
+        yield from ((i + j) % count for j in range(count))
+
+
+def time_interleaved(runs: dict[Any, Callable[[], Any]], rounds: int, warmup: int = 2) -> dict[Any, list[float]]:
+    """``rounds`` interleaved single-call samples (ms) of every run, after ``warmup`` untimed calls of each."""
+    for run in runs.values():
+        time_ms(run, 0, warmup)
+    keys = list(runs)
+    samples: dict[Any, list[float]] = {key: [] for key in keys}
+    for index in rotating_order(len(keys), rounds):
+        samples[keys[index]].append(sample_ms(runs[keys[index]]))
+    return samples
+
+
 # ---------------------------------------------------------------------------------------- configurations
 @dataclass
 class Case:
@@ -316,10 +334,8 @@ def measure(
 
     with LoadMonitor() as monitor:
         if interleave:
-            for i in range(repeats):
-                shift = i % len(cases)
-                for case in [*cases[shift:], *cases[:shift]]:
-                    sample(case)
+            for index in rotating_order(len(cases), repeats):
+                sample(cases[index])
         else:
             for case in cases:
                 for _ in range(repeats):
@@ -551,8 +567,10 @@ __all__ = [
     "make_runner",
     "measure",
     "paper_mean",
+    "rotating_order",
     "run_benchmark",
     "sample_ms",
+    "time_interleaved",
     "time_ms",
     "write_csv",
 ]

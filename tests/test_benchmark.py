@@ -203,3 +203,11 @@ def test_tune_malloc_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COMPACTNETS_MALLOC_TUNING", "0")
     assert not cn.tune_malloc()
     assert bm.allocator() in ("glibc", "default", "jemalloc", "tcmalloc", "mimalloc")
+
+
+def test_interleaved_rounds_rotate_the_starting_case() -> None:
+    assert list(bm.rotating_order(3, 3)) == [0, 1, 2, 1, 2, 0, 2, 0, 1]
+    calls: list[str] = []
+    samples = bm.time_interleaved({k: (lambda k=k: calls.append(k)) for k in "ab"}, rounds=2, warmup=1)
+    assert calls == ["a", "b", "a", "b", "b", "a"]  # warm-up, then round 1 from a, round 2 from b
+    assert {k: len(v) for k, v in samples.items()} == {"a": 2, "b": 2} and min(samples["a"]) >= 0
